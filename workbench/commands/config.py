@@ -1,0 +1,26 @@
+"""`ddpm-workbench config`: print the resolved configuration."""
+
+from __future__ import annotations
+
+import json
+
+HELP = "print the resolved configuration (defaults, file and --set overrides, validated)"
+
+
+def add_arguments(parser) -> None:
+    from workbench.cli import add_config_arguments
+
+    add_config_arguments(parser)
+    parser.add_argument("--json", action="store_true", help="print JSON instead of TOML")
+
+
+def run(args) -> int:
+    from workbench.cli import load_config_from_args
+
+    cfg = load_config_from_args(args)
+    if args.json:
+        print(json.dumps({"source": cfg.source, "config": cfg.as_dict()}, indent=2))
+    else:
+        print(f"# resolved from {cfg.source}")
+        print(cfg.to_toml(), end="")
+    return 0

@@ -1,0 +1,40 @@
+"""`ddpm-workbench plugins`: what is installed, where it came from, and what failed to load."""
+
+from __future__ import annotations
+
+import json
+
+HELP = "list plugins with version, origin and what each registered, load failures included"
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
+
+
+def run(args) -> int:
+    from workbench.plugin_host import get_host
+
+    host = get_host()
+    listing = host.listing()
+    if args.json:
+        print(json.dumps(listing, indent=2))
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    table = Table(title="ddpm-workbench plugins", title_justify="left")
+    for column in ("plugin", "version", "origin", "registered"):
+        table.add_column(column)
+    for p in listing["plugins"]:
+        registered = "\n".join(f"{kind}: {', '.join(names)}" for kind, names in sorted(p["registered"].items()))
+        table.add_row(p["name"], p["version"], p["origin"], registered or "-")
+    console.print(table)
+    if listing["failures"]:
+        failed = Table(title="load failures", title_justify="left", title_style="bold red")
+        for column in ("plugin", "distribution", "error"):
+            failed.add_column(column)
+        for f in listing["failures"]:
+            failed.add_row(f["plugin"], f["distribution"], f["error"])
+        console.print(failed)
+    return 0

@@ -1,0 +1,345 @@
+"""Configuration: TOML file -> validated, typed `Config`.
+
+The defaults live here, in `SCHEMA`; the repository's `workbench.toml` restates them with comments (a test
+keeps the two equal). Four sections select a plugin by `name` and also hold that plugin's own keys:
+`[dataset]`, `[schedule]`, `[backbone]` and `[sample]` (a sampler). Host keys are checked here; plugin keys
+are checked by the selected plugin's registered parameters (see workbench.plugin_host).
+
+Everything is validated before any work starts, and every problem is a one-line `ConfigError`.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on Python 3.10 only
+    import tomli as tomllib
+
+from workbench.errors import ConfigError, did_you_mean
+from workbench.plugin_host.registry import type_name
+
+DEFAULT_CONFIG_NAME = "workbench.toml"
+
+
+@dataclass(frozen=True)
+class Key:
+    """One host-level config key: its default, what it means, and what values are allowed."""
+
+    default: Any
+    help: str
+    choices: tuple = ()
+    min: float | None = None
+    max: float | None = None
+    min_exclusive: bool = False
+    also: tuple = ()  # other accepted types, e.g. (str,) with choices=("auto",) beside a bool
+
+
+def K(default, help, **kw) -> Key:  # noqa: N802 - reads like a table below
+    return Key(default, help, **kw)
+
+
+SCHEMA: dict[str, dict[str, Key]] = {
+    "run": {
+        "name": K("", "run directory name under `dir`; empty: a timestamp"),
+        "dir": K("runs", "folder that holds run directories"),
+        "seed": K(0, "random seed for weights, data order, noise and samples", min=0),
+        "device": K("auto", "auto (cuda when available, else cpu), cpu, cuda or cuda:N"),
+    },
+    "dataset": {
+        "name": K("fashion-mnist", "dataset plugin (see `ddpm-workbench plugins`)"),
+        "pad_to": K(32, "pad smaller images with the background colour to this size; 0 = never", min=0),
+        "flip": K("auto", "random horizontal flips: true, false, or auto (the dataset's own default)",
+                  choices=("auto",), also=(bool,)),
+        "limit": K(0, "use only the first N images; 0 = all", min=0),
+    },
+    "schedule": {
+        "name": K("linear", "noise schedule plugin (see `ddpm-workbench schedules`)"),
+        "timesteps": K(1000, "number of diffusion steps T", min=2, max=100_000),
+        "zero_terminal_snr": K(False, "rescale to zero terminal SNR (Lin et al. 2023)"),
+    },
+    "backbone": {
+        "name": K("unet", "denoising network plugin"),
+    },
+    "train": {
+        "steps": K(6000, "optimizer steps to train for", min=1),
+        "batch_size": K(64, "global batch size (split across torchrun ranks)", min=1),
+        "grad_accum": K(1, "micro-batches per optimizer step", min=1),
+        "optimizer": K("adamw", "adam or adamw", choices=("adam", "adamw")),
+        "lr": K(2e-4, "peak learning rate", min=0.0, min_exclusive=True),
+        "weight_decay": K(0.0, "AdamW weight decay", min=0.0),
+        "adam_beta1": K(0.9, "Adam beta1", min=0.0, max=1.0),
+        "adam_beta2": K(0.999, "Adam beta2", min=0.0, max=1.0),
+        "warmup_steps": K(200, "linear learning-rate warmup steps", min=0),
+        "lr_schedule": K("cosine", "after warmup: constant or cosine decay", choices=("constant", "cosine")),
+        "min_lr_ratio": K(0.1, "cosine decay ends at lr * min_lr_ratio", min=0.0, max=1.0),
+        "grad_clip": K(1.0, "clip the global gradient norm to this; 0 = off", min=0.0),
+        "ema_decay": K(0.999, "EMA decay of the weights used for samples; 0 = no EMA", min=0.0, max=1.0),
+        "ema_warmup": K(True, "ramp EMA decay as min(decay, (1 + step) / (10 + step))"),
+        "prediction": K("eps", "what the network predicts: eps, x0 or v", choices=("eps", "x0", "v")),
+        "loss_weighting": K("uniform", "uniform (L_simple) or min-snr (Hang et al. 2023)",
+                            choices=("uniform", "min-snr")),
+        "min_snr_gamma": K(5.0, "gamma for min-snr weighting", min=0.0, min_exclusive=True),
+        "precision": K("auto", "auto (bf16 on GPU, fp32 on CPU), fp32, bf16 or fp16",
+                       choices=("auto", "fp32", "bf16", "fp16")),
+        "channels_last": K("auto", "channels_last memory format: true, false or auto (on GPU)",
+                           choices=("auto",), also=(bool,)),
+        "compile": K(False, "torch.compile the backbone"),
+        "log_every": K(25, "steps between metric lines (the only host-device syncs)", min=1),
+        "sample_every": K(500, "steps between sample grids; 0 = only at the end", min=0),
+        "checkpoint_every": K(1000, "steps between checkpoints; 0 = only at the end", min=0),
+        "keep_checkpoints": K(3, "how many step checkpoints to keep besides latest", min=1),
+        "tensorboard": K(False, "also log to TensorBoard (needs the tensorboard package)"),
+    },
+    "sample": {
+        "name": K("ddim", "sampler plugin used for previews and `ddpm-workbench sample`"),
+        "steps": K(50, "sampling steps (at most schedule.timesteps)", min=1),
+        "n": K(16, "images in each sample grid", min=1, max=1024),
+        "clip_x0": K(True, "clip the predicted x0 to [-1, 1]"),
+        "dynamic_threshold": K(0.0, "dynamic thresholding percentile (Saharia et al. 2022); 0 = off",
+                               min=0.0, max=1.0),
+    },
+    "ui": {
+        "image_renderer": K("auto", "auto, halfblock, sixel or kitty", choices=("auto", "halfblock", "sixel", "kitty")),
+        "refresh_hz": K(4.0, "how often the run view redraws", min=0.5, max=30.0),
+        "loss_smoothing": K(0.95, "EMA factor of the smoothed loss curve", min=0.0, max=0.999),
+    },
+}
+
+# Config sections that select a plugin by `name`, and the plugin kind they select.
+PLUGIN_SECTIONS = {"dataset": "dataset", "schedule": "schedule", "backbone": "backbone", "sample": "sampler"}
+
+
+class Section(Mapping):
+    """One resolved section: attribute and item access to every key; `.params` holds the plugin's own."""
+
+    def __init__(self, name: str, values: dict[str, Any], params: dict[str, Any] | None = None):
+        object.__setattr__(self, "_name", name)
+        object.__setattr__(self, "_values", dict(values))
+        object.__setattr__(self, "params", dict(params or {}))
+
+    def __getattr__(self, key: str) -> Any:
+        values = object.__getattribute__(self, "_values")
+        if key in values:
+            return values[key]
+        raise AttributeError(f"config section [{self._name}] has no key {key!r}")
+
+    def __setattr__(self, key, value):
+        raise AttributeError("Config is read-only; use Config.with_overrides()")
+
+    def __getitem__(self, key: str) -> Any:
+        return self._values[key]
+
+    def __iter__(self):
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __repr__(self) -> str:
+        return f"Section({self._name!r}, {self._values!r})"
+
+
+class Config:
+    """A validated configuration. `cfg.train.lr`, `cfg.schedule.params`, `cfg.as_dict()`."""
+
+    def __init__(self, data: dict[str, dict[str, Any]], params: dict[str, dict[str, Any]], source: str):
+        self._data = data
+        self.source = source  # where it came from, for messages: a path or "built-in defaults"
+        for section, values in data.items():
+            object.__setattr__(self, section, Section(section, values, params.get(section)))
+
+    run: Section
+    dataset: Section
+    schedule: Section
+    backbone: Section
+    train: Section
+    sample: Section
+    ui: Section
+
+    def as_dict(self) -> dict[str, dict[str, Any]]:
+        return {section: dict(values) for section, values in self._data.items()}
+
+    def to_toml(self) -> str:
+        return dump_toml(self.as_dict())
+
+    def with_overrides(self, overrides: Iterable[str], host=None) -> "Config":
+        raw = self.as_dict()
+        apply_overrides(raw, overrides)
+        return resolve(raw, source=self.source, host=host)
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Config) and self.as_dict() == other.as_dict()
+
+
+# -- loading ---------------------------------------------------------------------------------------
+
+
+def load_config(path: str | Path | None = None, overrides: Iterable[str] = (), *, host=None,
+                search_cwd: bool = True) -> Config:
+    """Read `path` (or ./workbench.toml when it exists and `search_cwd`, or the built-in defaults), apply
+    `--set section.key=value` overrides, and validate everything against the schema and the plugins."""
+    if path is None and search_cwd and Path(DEFAULT_CONFIG_NAME).is_file():
+        path = Path(DEFAULT_CONFIG_NAME)
+    if path is None:
+        raw: dict[str, Any] = {}
+        source = "built-in defaults"
+    else:
+        raw = read_toml(Path(path))
+        source = str(path)
+    apply_overrides(raw, overrides)
+    return resolve(raw, source=source, host=host)
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    if not path.exists():
+        raise ConfigError(f"config file {str(path)!r} does not exist; pass an existing file to --config "
+                          "or leave it out to use the built-in defaults")
+    if path.is_dir():
+        raise ConfigError(f"config file {str(path)!r} is a directory, not a TOML file")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read config file {str(path)!r}: {exc}") from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+
+
+def parse_value(text: str) -> Any:
+    """A `--set` value: any TOML value (1e-4, true, [1, 2], "x"), else the bare text as a string."""
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def apply_overrides(raw: dict[str, Any], overrides: Iterable[str]) -> None:
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        section, dot, name = key.strip().partition(".")
+        if not sep or not dot or not section or not name or "." in name:
+            raise ConfigError(f"--set {item!r}: expected section.key=value, e.g. --set train.lr=1e-4")
+        table = raw.setdefault(section, {})
+        if not isinstance(table, dict):
+            raise ConfigError(f"--set {item!r}: {section!r} is not a section")
+        table[name] = parse_value(value.strip())
+
+
+def check_host_value(section: str, key: str, value: Any, spec: Key) -> Any:
+    default = spec.default
+    if spec.also and isinstance(value, spec.also) and not (isinstance(value, bool) and bool not in spec.also):
+        return value
+    if isinstance(default, bool):
+        ok = isinstance(value, bool)
+    elif isinstance(default, float):
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        value = float(value) if ok else value
+    elif isinstance(default, int):
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    else:
+        ok = isinstance(value, type(default))
+    if not ok:
+        allowed = type_name(default)
+        if spec.also:
+            allowed += " or " + " or ".join(type_name(t()) for t in spec.also)
+        raise ConfigError(f"[{section}] {key} = {value!r} is {type_name(value)}; it must be {allowed} "
+                          f"({spec.help})")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"[{section}] {key} = {value!r} must be a finite number ({spec.help})")
+    if spec.choices and isinstance(value, str) and value not in spec.choices:
+        options = ", ".join(repr(c) for c in spec.choices)
+        if spec.also:
+            options += ", " + ", ".join(repr(t()) if t is not bool else "true, false" for t in spec.also)
+        raise ConfigError(f"[{section}] {key} = {value!r} is not allowed{did_you_mean(value, spec.choices)}; "
+                          f"choose one of {options}")
+    if spec.min is not None and isinstance(value, (int, float)) and not isinstance(value, bool):
+        if value < spec.min or (spec.min_exclusive and value == spec.min):
+            bound = f"> {spec.min}" if spec.min_exclusive else f">= {spec.min}"
+            raise ConfigError(f"[{section}] {key} = {value!r} is out of range; it must be {bound} ({spec.help})")
+    if spec.max is not None and isinstance(value, (int, float)) and not isinstance(value, bool) and value > spec.max:
+        raise ConfigError(f"[{section}] {key} = {value!r} is out of range; it must be <= {spec.max} ({spec.help})")
+    return value
+
+
+def resolve(raw: Mapping[str, Any], *, source: str = "built-in defaults", host=None) -> Config:
+    """Validate a raw nested dict (from TOML plus overrides) into a `Config`."""
+    for section, table in raw.items():
+        if section not in SCHEMA:
+            raise ConfigError(f"unknown config section [{section}]{did_you_mean(section, SCHEMA)}; "
+                              f"sections are: {', '.join(SCHEMA)}")
+        if not isinstance(table, dict):
+            raise ConfigError(f"{section!r} must be a section ([{section}]), not {type_name(table)}")
+    if host is None:
+        from workbench.plugin_host import get_host
+
+        host = get_host()
+
+    data: dict[str, dict[str, Any]] = {}
+    params: dict[str, dict[str, Any]] = {}
+    for section, keys in SCHEMA.items():
+        table = dict(raw.get(section, {}))
+        values = {}
+        for key, spec in keys.items():
+            values[key] = check_host_value(section, key, table.pop(key), spec) if key in table else spec.default
+        kind = PLUGIN_SECTIONS.get(section)
+        if kind is None:
+            if table:
+                key = next(iter(table))
+                raise ConfigError(f"[{section}] unknown key {key!r}{did_you_mean(key, keys)}; "
+                                  f"keys are: {', '.join(keys)}")
+        else:
+            component = host.get(kind, values["name"], section=section)
+            unknown = [k for k in table if k not in component.params]
+            if unknown:
+                key = unknown[0]
+                everything = list(keys) + list(component.params)
+                raise ConfigError(f"[{section}] unknown key {key!r}{did_you_mean(key, everything)}; "
+                                  f"keys are: {', '.join(everything)}")
+            params[section] = component.resolve_params(table, section=section)
+            values.update(params[section])
+        data[section] = values
+    cross_checks(data)
+    return Config(data, params, source)
+
+
+def cross_checks(data: dict[str, dict[str, Any]]) -> None:
+    """Rules that involve more than one key."""
+    if data["sample"]["steps"] > data["schedule"]["timesteps"]:
+        raise ConfigError(f"[sample] steps = {data['sample']['steps']} is more than [schedule] timesteps = "
+                          f"{data['schedule']['timesteps']}; lower sample.steps")
+    if data["train"]["batch_size"] % data["train"]["grad_accum"]:
+        raise ConfigError(f"[train] batch_size = {data['train']['batch_size']} is not divisible by "
+                          f"grad_accum = {data['train']['grad_accum']}")
+
+
+# -- writing ---------------------------------------------------------------------------------------
+
+
+def toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{k} = {toml_value(v)}" for k, v in value.items()) + " }"
+    raise TypeError(f"cannot write {type(value).__name__} as TOML")
+
+
+def dump_toml(data: Mapping[str, Mapping[str, Any]]) -> str:
+    lines: list[str] = []
+    for section, values in data.items():
+        lines.append(f"[{section}]")
+        lines.extend(f"{key} = {toml_value(value)}" for key, value in values.items() if value is not None)
+        lines.append("")
+    return "\n".join(lines)
