@@ -1,0 +1,229 @@
+"""The run directory: the durable record of one training run, and its control channel.
+
+Layout (everything a UI shows can be rebuilt from it, which is what makes `attach` work for runs started
+headless, under torchrun, or by a TUI that has since quit):
+
+    runs/<name>/
+      config.toml          the resolved config the run uses
+      status.json          state, step, total steps, pid, host, ... (replaced atomically)
+      metrics.jsonl        one StepMetrics per line
+      events.jsonl         every other event (started, samples, checkpoint, warning, state, finished, failed)
+      samples/step_XXXXXXX.png   sample grids from fixed noise with EMA weights
+      checkpoints/step_XXXXXXX.pt and latest.pt
+      control/             commands for the engine: one file per command (pause, resume, sample,
+                           checkpoint, stop), written by a UI, consumed and deleted by the engine
+
+Only rank 0 writes here. Lines are appended and flushed whole, so a reader never sees a partial line
+except at the very end of a file, which `RunWatcher` holds back until it is complete.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+from pathlib import Path
+from typing import Any, Iterable
+
+from workbench.engine.events import Event, StepMetrics, event_from_dict
+from workbench.errors import UsageError
+
+CONTROL_COMMANDS = ("pause", "resume", "sample", "checkpoint", "stop")
+STATES = ("starting", "running", "paused", "stopping", "finished", "stopped", "failed")
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write via a temporary file in the same folder and os.replace, so readers see old or new, never half."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+class RunDirectory:
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+
+    # -- naming ------------------------------------------------------------------------------------
+
+    @classmethod
+    def create(cls, base_dir: str | Path, name: str = "") -> "RunDirectory":
+        """A new run directory under `base_dir`: `name`, or a timestamp; never reuses an existing one."""
+        base = Path(base_dir)
+        stem = name or time.strftime("%Y%m%d-%H%M%S")
+        candidate, n = base / stem, 1
+        while candidate.exists():
+            n += 1
+            candidate = base / f"{stem}-{n}"
+        try:
+            candidate.mkdir(parents=True)
+        except OSError as exc:
+            raise UsageError(f"cannot create run directory {str(candidate)!r}: {exc.strerror}; "
+                             "set run.dir to a writable folder") from None
+        run = cls(candidate)
+        for sub in (run.samples_dir, run.checkpoints_dir, run.control_dir):
+            sub.mkdir(exist_ok=True)
+        return run
+
+    @classmethod
+    def resolve(cls, spec: str | Path | None, base_dir: str | Path = "runs") -> "RunDirectory":
+        """`latest` (or None), a run name under `base_dir`, or a path to a run directory."""
+        base = Path(base_dir)
+        if spec in (None, "", "latest"):
+            runs = list_runs(base)
+            if not runs:
+                raise UsageError(f"no runs found in {str(base)!r}; start one with `ddpm-workbench train` "
+                                 "or name a run directory")
+            return runs[-1]
+        for candidate in (Path(spec), base / str(spec)):
+            if (candidate / "status.json").is_file() or (candidate / "config.toml").is_file():
+                return cls(candidate)
+        names = ", ".join(r.path.name for r in list_runs(base)[-5:]) or "none"
+        raise UsageError(f"run {str(spec)!r} not found (looked for {str(spec)!r} and {str(base / str(spec))!r}); "
+                         f"recent runs in {str(base)!r}: {names}")
+
+    # -- paths -------------------------------------------------------------------------------------
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    config_path = property(lambda self: self.path / "config.toml")
+    status_path = property(lambda self: self.path / "status.json")
+    metrics_path = property(lambda self: self.path / "metrics.jsonl")
+    events_path = property(lambda self: self.path / "events.jsonl")
+    samples_dir = property(lambda self: self.path / "samples")
+    checkpoints_dir = property(lambda self: self.path / "checkpoints")
+    control_dir = property(lambda self: self.path / "control")
+
+    def sample_path(self, step: int) -> Path:
+        return self.samples_dir / f"step_{step:07d}.png"
+
+    def checkpoint_path(self, step: int) -> Path:
+        return self.checkpoints_dir / f"step_{step:07d}.pt"
+
+    @property
+    def latest_checkpoint(self) -> Path:
+        return self.checkpoints_dir / "latest.pt"
+
+    # -- writing (rank 0 only) ---------------------------------------------------------------------
+
+    def write_config(self, toml_text: str) -> None:
+        atomic_write_text(self.config_path, toml_text)
+
+    def append_event(self, event: Event) -> None:
+        target = self.metrics_path if isinstance(event, StepMetrics) else self.events_path
+        line = json.dumps(event.to_dict(), separators=(",", ":")) + "\n"
+        with open(target, "a", encoding="utf-8") as f:
+            f.write(line)
+
+    def write_status(self, state: str, **fields: Any) -> None:
+        """Replace status.json; fields not given keep their previous values."""
+        status = self.read_status()
+        status.update(fields)
+        status.update(state=state, pid=os.getpid(), host=socket.gethostname(), updated_at=time.time())
+        atomic_write_text(self.status_path, json.dumps(status, indent=2) + "\n")
+
+    # -- reading -----------------------------------------------------------------------------------
+
+    def read_status(self) -> dict[str, Any]:
+        try:
+            return json.loads(self.status_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}
+
+    def is_alive(self) -> bool | None:
+        """Whether the process that owns this run still runs: True/False on this host, None elsewhere."""
+        status = self.read_status()
+        if status.get("host") != socket.gethostname() or "pid" not in status:
+            return None
+        try:
+            os.kill(int(status["pid"]), 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+
+    def history(self) -> list[Event]:
+        """Every event recorded so far, metrics and others, in time order."""
+        return RunWatcher(self).poll()
+
+    def sample_grids(self) -> list[Path]:
+        return sorted(self.samples_dir.glob("step_*.png"))
+
+    # -- control channel ---------------------------------------------------------------------------
+
+    def send_control(self, command: str) -> None:
+        if command not in CONTROL_COMMANDS:
+            raise ValueError(f"unknown control command {command!r}; one of {', '.join(CONTROL_COMMANDS)}")
+        self.control_dir.mkdir(exist_ok=True)
+        atomic_write_text(self.control_dir / f"{time.time_ns()}-{command}", command + "\n")
+
+    def take_control(self) -> list[str]:
+        """Commands sent since the last call, oldest first; each is consumed (deleted)."""
+        try:
+            entries = sorted(os.listdir(self.control_dir))
+        except FileNotFoundError:
+            return []
+        commands = []
+        for entry in entries:
+            if entry.startswith("."):
+                continue
+            command = entry.split("-", 1)[-1]
+            try:
+                os.unlink(self.control_dir / entry)
+            except FileNotFoundError:
+                continue
+            if command in CONTROL_COMMANDS:
+                commands.append(command)
+        return commands
+
+
+class RunWatcher:
+    """Follows a run directory's event files and returns the events added since the last `poll()`."""
+
+    def __init__(self, run: RunDirectory):
+        self.run = run
+        self._offsets = {run.metrics_path: 0, run.events_path: 0}
+
+    def poll(self) -> list[Event]:
+        events: list[Event] = []
+        for path in self._offsets:
+            events.extend(self._read_new(path))
+        events.sort(key=lambda e: e.time)
+        return events
+
+    def _read_new(self, path: Path) -> Iterable[Event]:
+        try:
+            with open(path, "rb") as f:
+                f.seek(self._offsets[path])
+                chunk = f.read()
+        except FileNotFoundError:
+            return []
+        end = chunk.rfind(b"\n") + 1  # hold back an incomplete last line
+        self._offsets[path] += end
+        events = []
+        for raw in chunk[:end].splitlines():
+            try:
+                events.append(event_from_dict(json.loads(raw)))
+            except (ValueError, TypeError):
+                continue  # a line from a newer or broken writer: skip it rather than stop watching
+        return events
+
+
+def list_runs(base_dir: str | Path) -> list[RunDirectory]:
+    """Run directories under `base_dir`, oldest first (by creation of their config)."""
+    base = Path(base_dir)
+    if not base.is_dir():
+        return []
+    runs = [RunDirectory(p) for p in base.iterdir() if p.is_dir() and (p / "config.toml").exists()]
+    return sorted(runs, key=lambda r: (r.config_path.stat().st_mtime, r.name))
