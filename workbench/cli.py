@@ -74,7 +74,6 @@ def build_parser() -> argparse.ArgumentParser:
         module = load_command(name)
         if module is None:
             p = sub.add_parser(name, help=f"(not available yet: lands with {issue})", add_help=False)
-            p.add_argument("rest", nargs=argparse.REMAINDER)
             p.set_defaults(missing=(name, issue))
         else:
             p = sub.add_parser(name, help=module.HELP, description=module.HELP)
@@ -86,7 +85,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     try:
         parser = build_parser()
-        args = parser.parse_args(argv)
+        args, extra = parser.parse_known_args(argv)
+        if extra and not getattr(args, "missing", None):
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
         if getattr(args, "missing", None):
             name, issue = args.missing
             raise NotYetAvailable(f"`ddpm-workbench {name}` is not available yet: it lands with {issue}")

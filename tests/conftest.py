@@ -1,0 +1,30 @@
+"""Shared test setup.
+
+Third-party plugins installed on the machine must not leak into tests, so entry-point loading is off
+unless a test turns it on; each test also gets a fresh process-wide plugin host.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+os.environ["DDPM_WORKBENCH_NO_PLUGINS"] = "1"
+os.environ.setdefault("DDPM_WORKBENCH_BLOCK_PLUGINS", "")
+
+
+@pytest.fixture(autouse=True)
+def fresh_plugin_host():
+    from workbench.plugin_host.manager import reset_host
+
+    reset_host()
+    yield
+    reset_host()
+
+
+@pytest.fixture
+def in_tmp_cwd(tmp_path, monkeypatch):
+    """Run in an empty folder, so a ./workbench.toml or ./runs of the repository is never picked up."""
+    monkeypatch.chdir(tmp_path)
+    return tmp_path

@@ -1,0 +1,115 @@
+"""The config loader: defaults, files, --set overrides, and one-line errors for every kind of bad input."""
+
+from pathlib import Path
+
+import pytest
+
+from workbench.config import SCHEMA, load_config, parse_value
+from workbench.errors import ConfigError
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def write(tmp_path, text):
+    path = tmp_path / "c.toml"
+    path.write_text(text)
+    return path
+
+
+def test_shipped_workbench_toml_equals_the_built_in_defaults():
+    assert load_config(REPO / "workbench.toml") == load_config(None, search_cwd=False)
+
+
+def test_shipped_workbench_toml_documents_every_host_key():
+    text = (REPO / "workbench.toml").read_text()
+    for section, keys in SCHEMA.items():
+        assert f"[{section}]" in text
+        for key in keys:
+            assert f"\n{key} =" in text, f"workbench.toml does not document [{section}] {key}"
+
+
+def test_defaults_without_a_file(in_tmp_cwd):
+    cfg = load_config()
+    assert cfg.source == "built-in defaults"
+    assert cfg.train.lr == SCHEMA["train"]["lr"].default
+    assert cfg.schedule.timesteps == 1000
+
+
+def test_cwd_workbench_toml_is_picked_up(in_tmp_cwd):
+    (in_tmp_cwd / "workbench.toml").write_text("[train]\nsteps = 7\n")
+    cfg = load_config()
+    assert cfg.train.steps == 7 and cfg.source == "workbench.toml"
+
+
+def test_set_overrides_parse_toml_values_and_bare_strings(tmp_path):
+    cfg = load_config(write(tmp_path, "[train]\nlr = 1e-3\n"),
+                      ["train.lr=3e-4", "train.compile=true", "run.name=my run", "train.steps=12"])
+    assert cfg.train.lr == pytest.approx(3e-4)
+    assert cfg.train.compile is True
+    assert cfg.run.name == "my run"
+    assert cfg.train.steps == 12
+
+
+def test_int_is_accepted_for_a_float_key(tmp_path):
+    assert load_config(write(tmp_path, "[train]\nlr = 1\n")).train.lr == 1.0
+
+
+def test_plugin_params_are_resolved_into_the_section(in_tmp_cwd):
+    cfg = load_config()
+    assert "preset" in cfg.backbone.params
+    assert cfg.backbone.preset == cfg.backbone.params["preset"]
+
+
+@pytest.mark.parametrize(
+    "text, overrides, expected",
+    [
+        ("[run]\nseed = = 3\n", [], "invalid TOML: Invalid value (at line 2, column 8)"),
+        ("[trian]\nsteps = 3\n", [], 'unknown config section [trian] (did you mean "train"?)'),
+        ("[train]\nlrr = 3\n", [], "[train] unknown key 'lrr' (did you mean \"lr\"?)"),
+        ("[train]\nsteps = \"many\"\n", [], "[train] steps = 'many' is a string; it must be an integer"),
+        ("[train]\nsteps = 1.5\n", [], "[train] steps = 1.5 is a number; it must be an integer"),
+        ("[train]\nsteps = 0\n", [], "[train] steps = 0 is out of range; it must be >= 1"),
+        ("[train]\nlr = 0.0\n", [], "[train] lr = 0.0 is out of range; it must be > 0.0"),
+        ("[train]\nlr = nan\n", [], "[train] lr = nan must be a finite number"),
+        ("[train]\noptimizer = \"sgd\"\n", [], "[train] optimizer = 'sgd' is not allowed; choose one of 'adam', 'adamw'"),
+        ("[train]\ncompile = 1\n", [], "[train] compile = 1 is an integer; it must be a boolean"),
+        ("[dataset]\nflip = \"sometimes\"\n", [], "[dataset] flip = 'sometimes' is not allowed"),
+        ("[schedule]\nname = \"linaer\"\n", [], "[schedule] name = 'linaer': no such schedule (did you mean \"linear\"?); installed:"),
+        ("[schedule]\nbeta_ned = 0.1\n", [], "[schedule] unknown key 'beta_ned' (did you mean \"beta_end\"?)"),
+        ("train = 3\n", [], "'train' must be a section ([train]), not an integer"),
+        ("", ["train.lr"], "--set 'train.lr': expected section.key=value"),
+        ("", ["lr=3"], "--set 'lr=3': expected section.key=value"),
+        ("", ["sample.steps=2000"], "[sample] steps = 2000 is more than [schedule] timesteps = 1000"),
+    ],
+)
+def test_bad_input_is_one_clear_line(tmp_path, text, overrides, expected):
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path, text), overrides)
+    message = str(info.value)
+    assert expected in message
+    assert "\n" not in message
+
+
+def test_missing_config_file(tmp_path):
+    with pytest.raises(ConfigError, match="config file '.*nope.toml' does not exist"):
+        load_config(tmp_path / "nope.toml")
+
+
+def test_parse_value():
+    assert parse_value("1e-4") == 1e-4
+    assert parse_value("[1, 2]") == [1, 2]
+    assert parse_value('"x"') == "x"
+    assert parse_value("cosine") == "cosine"
+
+
+def test_config_round_trips_through_toml(tmp_path, in_tmp_cwd):
+    cfg = load_config(None, ["train.lr=5e-5", "run.name=a \"quoted\" name"])
+    path = tmp_path / "resolved.toml"
+    path.write_text(cfg.to_toml())
+    assert load_config(path) == cfg
+
+
+def test_config_is_read_only(in_tmp_cwd):
+    cfg = load_config()
+    with pytest.raises(AttributeError):
+        cfg.train.lr = 1.0
