@@ -1,0 +1,242 @@
+"""`ddpm-workbench sample`: images from a trained run or checkpoint, as a PNG grid, PNG files or an .npz.
+
+Everything the user can get wrong is checked before sampling starts (run/checkpoint, sampler, --eta,
+--steps, every output path), and outputs appear whole at the end or not at all (workbench.export.outputs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+HELP = "sample images from a trained run (PNG grid, PNG files or .npz), with optional denoising GIF/strip"
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be 1 or more")
+    return value
+
+
+def add_arguments(parser) -> None:
+    from workbench.export.formats import FORMATS
+    from workbench.export.progression import DEFAULT_FRAMES, DEFAULT_PROGRESSION_IMAGES, DEFAULT_STRIP_COLUMNS
+
+    source = parser.add_argument_group("model")
+    source.add_argument("--run", metavar="RUN", help="a run: its name under --dir, a path to it, or 'latest'")
+    source.add_argument("--checkpoint", metavar="FILE", help="a checkpoint file (.pt) instead of a run")
+    source.add_argument("--dir", default="runs", metavar="DIR", help="folder holding run directories (default: runs)")
+    source.add_argument("--no-ema", action="store_true", help="use the raw weights, not the EMA weights")
+    sampling = parser.add_argument_group("sampling")
+    sampling.add_argument("--n", type=positive_int, default=None,
+                          help="number of images (default: the run's sample.n)")
+    sampling.add_argument("--sampler", metavar="NAME", help="ddpm, ddim, dpm-solver++, ... (default: the run's)")
+    sampling.add_argument("--steps", type=positive_int, default=None,
+                          help="sampler steps, at most the schedule's timesteps (default: the run's sample.steps)")
+    sampling.add_argument("--eta", type=float, default=None,
+                          help="the sampler's eta (DDIM: 0 deterministic, 1 DDPM-like); only for samplers with eta")
+    sampling.add_argument("--seed", type=int, default=0, help="image i of a seed is the same at any batch size "
+                          "for deterministic samplers (default: 0)")
+    sampling.add_argument("--batch-size", type=positive_int, default=64, help="images per batch (default: 64)")
+    sampling.add_argument("--label", type=int, default=None,
+                          help="class-conditional models: sample this class (default: cycle through all)")
+    sampling.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda or cuda:N")
+    output = parser.add_argument_group("output")
+    output.add_argument("--format", choices=FORMATS, default="grid",
+                        help="grid: one PNG; pngs: a folder of PNGs; npz: uint8 (N, H, W, C) 'arr_0' for metric tools")
+    output.add_argument("--out", "-o", metavar="PATH",
+                        help="output path (default: samples.png, samples/ or samples.npz by --format)")
+    output.add_argument("--nrow", type=positive_int, default=None, help="images per grid row (default: square)")
+    output.add_argument("--progression", metavar="GIF", help="also write an animated GIF of x_t and predicted x0 "
+                        "over the reverse process")
+    output.add_argument("--strip", metavar="PNG", help="also write the denoising progression as a PNG strip")
+    output.add_argument("--frames", type=positive_int, default=DEFAULT_FRAMES,
+                        help=f"GIF frames: evenly spaced steps, plus the final image (default: {DEFAULT_FRAMES})")
+    output.add_argument("--progression-images", type=positive_int, default=DEFAULT_PROGRESSION_IMAGES,
+                        help=f"samples shown in the GIF and strip (default: {DEFAULT_PROGRESSION_IMAGES})")
+    output.add_argument("--strip-columns", type=positive_int, default=DEFAULT_STRIP_COLUMNS,
+                        help=f"columns of the strip (default: {DEFAULT_STRIP_COLUMNS})")
+    output.add_argument("--scale", type=positive_int, default=None,
+                        help="enlarge GIF and strip pixels by this factor (default: 2 for 32 px images)")
+    output.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+
+
+def check_source(args) -> None:
+    from workbench.errors import UsageError
+
+    if args.run and args.checkpoint:
+        raise UsageError("give either --run or --checkpoint, not both")
+    if not args.run and not args.checkpoint:
+        raise UsageError("say what to sample from: --run RUN (a run name under --dir, a path, or 'latest') "
+                         "or --checkpoint FILE")
+
+
+def check_sampler(args):
+    """The sampler component named by --sampler (None: the run's), with --eta checked against it."""
+    from workbench.errors import UsageError, did_you_mean
+    from workbench.plugin_host import get_host
+
+    registry = get_host().registries["sampler"]
+    if args.sampler is None:
+        return None
+    if args.sampler not in registry:
+        raise UsageError(f"--sampler {args.sampler!r}: no such sampler{did_you_mean(args.sampler, registry.names())}; "
+                         f"installed: {', '.join(registry.names())}")
+    component = registry.get(args.sampler)
+    check_eta(args, component)
+    return component
+
+
+def check_eta(args, component) -> None:
+    from workbench.errors import UsageError
+    from workbench.plugin_host import get_host
+
+    if args.eta is not None and "eta" not in component.params:
+        with_eta = [c.name for c in get_host().registries["sampler"] if "eta" in c.params]
+        raise UsageError(f"--eta: sampler {component.name!r} has no eta parameter; samplers with eta: "
+                         f"{', '.join(with_eta) or 'none installed'}")
+
+
+def sample_section_for(args, cfg):
+    """The run's [sample] section with --sampler/--steps/--eta applied, validated like a config file."""
+    from workbench.config import resolve
+    from workbench.errors import ConfigError, UsageError
+    from workbench.plugin_host import get_host
+
+    stored = cfg.as_dict()["sample"]
+    name = args.sampler or stored["name"]
+    component = get_host().registries["sampler"].get(name, section="sample")
+    check_eta(args, component)
+    # The stored plugin keys belong to the stored sampler; a different sampler starts from its defaults.
+    table = dict(stored) if name == stored["name"] else {k: stored[k] for k in ("n", "steps", "clip_x0",
+                                                                                  "dynamic_threshold")}
+    table["name"] = name
+    if args.steps is not None:
+        table["steps"] = args.steps
+    if args.eta is not None:
+        table["eta"] = args.eta
+    timesteps = cfg.schedule.timesteps
+    if table["steps"] > timesteps:
+        raise UsageError(f"--steps {table['steps']} is more than the schedule's {timesteps} timesteps; "
+                         f"use --steps {timesteps} or fewer")
+    raw = cfg.as_dict()
+    raw["sample"] = table
+    try:
+        return resolve(raw, source=cfg.source).sample
+    except ConfigError as exc:
+        raise UsageError(f"sampler options: {exc}") from None
+
+
+def reserve_outputs(args, plan) -> dict:
+    from workbench.export.formats import DEFAULT_OUT, SUFFIXES
+
+    out = args.out or DEFAULT_OUT[args.format]
+    reserved = {}
+    if args.format == "pngs":
+        reserved["out"] = plan.folder(out, option="--out")
+    else:
+        reserved["out"] = plan.file(out, suffixes=SUFFIXES[args.format], option="--out")
+    if args.progression:
+        reserved["progression"] = plan.file(args.progression, suffixes=(".gif",), option="--progression")
+    if args.strip:
+        reserved["strip"] = plan.file(args.strip, suffixes=(".png",), option="--strip")
+    return reserved
+
+
+def progress_bar(quiet: bool):
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    TimeRemainingColumn(), console=Console(stderr=True), disable=quiet, transient=False)
+
+
+def write_outputs(args, reserved, result, recorder, image_size: int) -> None:
+    from workbench.engine.grid import png_bytes
+    from workbench.export import formats, progression
+
+    out = reserved["out"]
+    if args.format == "grid":
+        out.write_bytes(formats.grid_png(result.images, args.nrow))
+    elif args.format == "pngs":
+        labels = result.labels.tolist() if result.labels is not None else [None] * len(result.images)
+        for i, (image, label) in enumerate(zip(result.images, labels)):
+            out.write_bytes(formats.png_name(i, len(result.images), label), formats.image_png(image))
+    else:
+        out.write_with(formats.npz_writer(result.images, result.labels))
+    if recorder is not None:
+        frames = recorder.finish(result.images)
+        scale = args.scale or progression.default_scale(image_size)
+        if "progression" in reserved:
+            reserved["progression"].write_bytes(progression.gif_bytes(frames, scale))
+        if "strip" in reserved:
+            reserved["strip"].write_bytes(png_bytes(progression.strip_picture(frames, args.strip_columns, scale)))
+
+
+def run(args) -> int:
+    from workbench.cli import warn_plugin_failures
+    from workbench.diffusion import build_sampler
+    from workbench.engine.checkpoint import load_for_sampling
+    from workbench.export.outputs import OutputPlan
+    from workbench.export.progression import ProgressionRecorder
+    from workbench.export.sampling import SampleSettings, generate, resolve_device
+
+    check_source(args)
+    warn_plugin_failures()
+    check_sampler(args)
+    device = resolve_device(args.device)
+    with OutputPlan() as plan:
+        reserved = reserve_outputs(args, plan)
+        bundle = load_for_sampling(run=args.run, checkpoint=args.checkpoint, base_dir=args.dir,
+                                   ema=not args.no_ema, device=device)
+        section = sample_section_for(args, bundle.cfg)
+        sampler = build_sampler(section)
+        check_label(args, bundle.cfg)
+        n = args.n or bundle.cfg.sample.n
+        settings = SampleSettings(n=n, steps=section.steps, seed=args.seed, batch_size=min(args.batch_size, n),
+                                  clip_x0=section.clip_x0, dynamic_threshold=section.dynamic_threshold,
+                                  label=args.label)
+        recorder = None
+        if args.progression or args.strip:
+            recorder = ProgressionRecorder(settings.steps, args.frames, min(args.progression_images, n,
+                                                                            settings.batch_size))
+        started = time.perf_counter()
+        with progress_bar(args.quiet) as progress:
+            images_task = progress.add_task("images", total=n)
+            steps_task = progress.add_task(f"{section.name} steps", total=settings.steps)
+
+            def on_batch(done: int, total: int) -> None:
+                progress.update(images_task, completed=done)
+                if done < total:
+                    progress.reset(steps_task)
+
+            result = generate(bundle, sampler, settings, device=device,
+                              on_step=lambda step: progress.advance(steps_task), on_batch=on_batch,
+                              first_batch_callback=recorder)
+        seconds = time.perf_counter() - started
+        write_outputs(args, reserved, result, recorder, bundle.image_size)
+    eta = f", eta {section.params['eta']}" if "eta" in section.params else ""
+    weights = "EMA" if bundle.ema else "raw"
+    written = ", ".join(str(r.path) for r in reserved.values())
+    print(f"wrote {written}: {n} images, {section.name} {section.steps} steps{eta}, seed {args.seed}, "
+          f"{weights} weights of step {bundle.step} ({bundle.checkpoint_path}), {n / seconds:.1f} images/s "
+          f"on {device}")
+    return 0
+
+
+def check_label(args, cfg) -> None:
+    from workbench.errors import UsageError
+    from workbench.export.sampling import class_count
+
+    if args.label is None:
+        return
+    classes = class_count(cfg)
+    if classes == 0:
+        raise UsageError("--label: this model is not class-conditional (backbone.num_classes is 0)")
+    if not 0 <= args.label < classes:
+        raise UsageError(f"--label {args.label} is out of range; this model has classes 0..{classes - 1}")
+

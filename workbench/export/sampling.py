@@ -1,0 +1,138 @@
+"""Sampling many images from a trained model in batches, fast and reproducibly.
+
+The batch stays on the device for the whole reverse process; the only host syncs are the copy of each
+finished batch to the CPU (as uint8) and, for a progression, the kept frames after the first batch. On CUDA
+the network runs under bf16 autocast with channels_last memory, its output cast back to float32 so the
+sampler's arithmetic stays in full precision.
+
+Image i always starts from the same noise x_T (see `workbench.export.seeding`), whatever the batch size.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import torch
+
+from workbench.engine.grid import to_uint8
+from workbench.export.seeding import starting_noise, step_noise_generator
+
+
+@dataclass
+class SampleSettings:
+    """What to sample: `n` images in batches of `batch_size` with `steps` sampler steps."""
+
+    n: int
+    steps: int
+    seed: int = 0
+    batch_size: int = 64
+    clip_x0: bool = True
+    dynamic_threshold: float = 0.0
+    label: int | None = None  # class-conditional models: this class for all images; None: cycle 0..K-1
+
+
+@dataclass
+class SampleResult:
+    images: torch.Tensor           # uint8 (N, C, H, W) on the CPU
+    labels: torch.Tensor | None    # int64 (N,) for class-conditional models, else None
+
+
+def resolve_device(name: str | None) -> torch.device:
+    """`auto` (or None) -> cuda when available, else cpu; anything else as torch understands it."""
+    from workbench.errors import UsageError
+
+    if name in (None, "", "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except (RuntimeError, ValueError):
+        raise UsageError(f"--device {name!r} is not a device; use auto, cpu, cuda or cuda:N") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UsageError(f"--device {name!r}: CUDA is not available on this machine; use --device cpu")
+    return device
+
+
+def fast_model_fn(model: torch.nn.Module, device: torch.device, labels: torch.Tensor | None = None
+                  ) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """`model_fn(x_t, t)` for the sampler: bf16 autocast + channels_last on CUDA, plain float32 on CPU."""
+    if device.type == "cuda":
+        model.to(memory_format=torch.channels_last)
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+
+        def model_fn(x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+            with torch.autocast("cuda", dtype=torch.bfloat16):
+                out = model(x_t.contiguous(memory_format=torch.channels_last), t, *_label_args(labels, x_t))
+            return out.float()
+    else:
+        def model_fn(x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+            return model(x_t, t, *_label_args(labels, x_t))
+    return model_fn
+
+
+def _label_args(labels: torch.Tensor | None, x_t: torch.Tensor) -> tuple:
+    if labels is None:
+        return ()
+    # a sampler may evaluate a larger batch than it was given (e.g. guidance); repeat the labels to fit
+    repeats = x_t.shape[0] // labels.shape[0]
+    return (labels.repeat(repeats) if repeats > 1 else labels,)
+
+
+def class_count(cfg) -> int:
+    """Number of classes of a class-conditional backbone (0 for unconditional ones)."""
+    value = cfg.backbone.params.get("num_classes") if hasattr(cfg.backbone, "params") else None
+    return int(value or 0)
+
+
+def image_labels(n: int, num_classes: int, label: int | None) -> torch.Tensor | None:
+    """Labels of images 0..n-1: `label` for all, or 0, 1, ..., K-1, 0, 1, ... (same at any batch size)."""
+    if num_classes <= 0:
+        return None
+    if label is not None:
+        return torch.full((n,), int(label), dtype=torch.long)
+    return torch.arange(n, dtype=torch.long) % num_classes
+
+
+def generate(bundle: Any, sampler: Any, settings: SampleSettings, *, device: torch.device,
+             on_step: Callable[[Any], None] | None = None, on_batch: Callable[[int, int], None] | None = None,
+             first_batch_callback: Callable[[Any], None] | None = None) -> SampleResult:
+    """Sample `settings.n` images from `bundle` (a SamplingBundle) with `sampler`.
+
+    on_step(step) runs at every sampler step of every batch (progress bars; it must not sync),
+    first_batch_callback(step) at every step of the first batch only (progression recording), and
+    on_batch(done, n) after each batch is on the CPU.
+    """
+    from workbench.diffusion import sample_images
+
+    shape = (bundle.channels, bundle.image_size, bundle.image_size)
+    all_labels = image_labels(settings.n, class_count(bundle.cfg), settings.label)
+    model_fn_for = lambda labels: fast_model_fn(bundle.model, device, labels)  # noqa: E731
+    chunks: list[torch.Tensor] = []
+    with torch.inference_mode():
+        for start in range(0, settings.n, settings.batch_size):
+            count = min(settings.batch_size, settings.n - start)
+            noise = starting_noise(settings.seed, start, count, shape).to(device, non_blocking=True)
+            labels = all_labels[start:start + count].to(device) if all_labels is not None else None
+            callback = _combine(on_step, first_batch_callback if start == 0 else None)
+            images = sample_images(model_fn_for(labels), bundle.diffusion, sampler, (count, *shape),
+                                   steps=settings.steps, generator=step_noise_generator(settings.seed, start, device),
+                                   device=device, clip_x0=settings.clip_x0,
+                                   dynamic_threshold=settings.dynamic_threshold, callback=callback, noise=noise)
+            chunks.append(to_uint8(images))  # the one host sync per batch
+            if on_batch is not None:
+                on_batch(start + count, settings.n)
+    return SampleResult(torch.cat(chunks), all_labels)
+
+
+def _combine(*callbacks):
+    active = [c for c in callbacks if c is not None]
+    if not active:
+        return None
+    if len(active) == 1:
+        return active[0]
+
+    def callback(step):
+        for c in active:
+            c(step)
+    return callback
