@@ -1,0 +1,72 @@
+"""Shared pieces of the diffusion tests: config-like sections, a test plugin host, the optimal denoiser."""
+
+from __future__ import annotations
+
+import math
+from types import SimpleNamespace
+
+import torch
+
+from workbench.plugin_host import PluginHost
+from workbench.plugin_host.manager import PluginInfo
+
+
+def schedule_section(name: str, timesteps: int = 1000, zero_terminal_snr: bool = False, **params):
+    """Stands in for cfg.schedule."""
+    return SimpleNamespace(name=name, timesteps=timesteps, zero_terminal_snr=zero_terminal_snr, params=params)
+
+
+def sample_section(name: str, **params):
+    """Stands in for cfg.sample."""
+    return SimpleNamespace(name=name, params=params)
+
+
+def host_with(plugin: object, name: str = "testplug") -> PluginHost:
+    """The built-in plugins plus `plugin` (an object with @hookimpl functions), registered as `name`."""
+    host = PluginHost(load_entry_points=False)
+    failure = host.add_plugin(plugin, PluginInfo(name, "test-dist", "0.0", "tests"))
+    assert failure is None, str(failure)
+    return host
+
+
+def linear_alpha_bars(timesteps: int = 1000) -> torch.Tensor:
+    """alpha-bar of the DDPM linear schedule, computed here with math (independent of the code under test)."""
+    values, product = [], 1.0
+    for i in range(timesteps):
+        product *= 1.0 - (1e-4 + (0.02 - 1e-4) * i / (timesteps - 1))
+        values.append(product)
+    return torch.tensor(values, dtype=torch.float64)
+
+
+def optimal_model(alpha_bars: torch.Tensor, mu: float, s: float, prediction: str):
+    """The exact network for data x0 ~ N(mu, s^2 I): with a = sqrt(ab), b = sqrt(1 - ab) and x_t = a x0 + b eps,
+    E[eps | x_t] = b (x_t - a mu) / (a^2 s^2 + b^2), E[x0 | x_t] = mu + a s^2 (x_t - a mu) / (a^2 s^2 + b^2),
+    E[v | x_t] = a E[eps | x_t] - b E[x0 | x_t] (v is linear in eps and x0)."""
+
+    def model_fn(x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        ab = alpha_bars.to(x_t.device)[t].reshape(-1, *([1] * (x_t.dim() - 1)))
+        a, b = ab.sqrt(), (1.0 - ab).sqrt()
+        x = x_t.double()
+        variance = a * a * s * s + b * b
+        eps = b * (x - a * mu) / variance
+        x0 = mu + a * s * s * (x - a * mu) / variance
+        out = {"eps": eps, "x0": x0, "v": a * eps - b * x0}[prediction]
+        return out.float()
+
+    return model_fn
+
+
+def normal_quantiles(n: int) -> torch.Tensor:
+    """n evenly spaced standard-normal quantiles: 'noise' with mean 0 and std ~1 and no sampling error."""
+    from statistics import NormalDist
+
+    nd = NormalDist()
+    return torch.tensor([nd.inv_cdf((i + 0.5) / n) for i in range(n)], dtype=torch.float32)
+
+
+def ddim_shrinkage(alpha_bars: torch.Tensor, timesteps: list[int]) -> float:
+    """For x0 ~ N(0, 1) and the exact denoiser, each deterministic DDIM step rotates x by the change of
+    angle theta = arccos(sqrt(alpha-bar)) and keeps cos(delta theta) of its spread (Cauchy-Schwarz), so the
+    output std is the product of cos(delta theta) over the trajectory, which ends at alpha-bar = 1."""
+    thetas = [math.acos(math.sqrt(float(alpha_bars[t]))) for t in timesteps] + [0.0]
+    return math.prod(math.cos(b - a) for a, b in zip(thetas, thetas[1:]))
