@@ -1,0 +1,99 @@
+"""Devices and torchrun: which device this process trains on, and the process group when there are ranks.
+
+`torchrun --nproc-per-node N -m workbench train ...` sets RANK, WORLD_SIZE and LOCAL_RANK (and the
+rendezvous address) in each process's environment; we join the group with NCCL on GPUs and gloo on CPU.
+Only rank 0 writes the run directory.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+from workbench.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Distributed:
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+    started_here: bool = False  # we called init_process_group, so we destroy it at the end
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+
+def launched_by_torchrun() -> bool:
+    return "RANK" in os.environ and "WORLD_SIZE" in os.environ
+
+
+def resolve_device(spec: str, local_rank: int = 0) -> torch.device:
+    """run.device -> a torch.device: auto (cuda when available, else cpu), cpu, cuda (the local rank's GPU)
+    or cuda:N."""
+    spec = spec.strip().lower()
+    if spec == "auto":
+        spec = "cuda" if torch.cuda.is_available() else "cpu"
+    if spec == "cpu":
+        return torch.device("cpu")
+    if spec == "cuda" or spec.startswith("cuda:"):
+        if not torch.cuda.is_available():
+            raise ConfigError(f"[run] device = {spec!r} but no CUDA GPU is available here; "
+                              "use device = \"cpu\" or \"auto\"")
+        index = local_rank if spec == "cuda" else int(spec.split(":", 1)[1]) if spec[5:].isdigit() else -1
+        if not 0 <= index < torch.cuda.device_count():
+            raise ConfigError(f"[run] device = {spec!r}: no such GPU (this machine has "
+                              f"{torch.cuda.device_count()}); use cuda:0 .. cuda:{torch.cuda.device_count() - 1}")
+        return torch.device("cuda", index)
+    if spec == "mps" and getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+        return torch.device("mps")
+    raise ConfigError(f"[run] device = {spec!r} is not a device; use auto, cpu, cuda or cuda:N")
+
+
+def init_distributed(device_spec: str) -> tuple[Distributed, torch.device]:
+    """Join the torchrun process group when launched by torchrun (NCCL on GPU, gloo on CPU); the device."""
+    if not launched_by_torchrun() or int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return Distributed(), resolve_device(device_spec)
+    rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    device = resolve_device(device_spec, local_rank)
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    started = False
+    if not dist.is_initialized():
+        backend = "nccl" if device.type == "cuda" else "gloo"
+        kwargs = {"device_id": device} if device.type == "cuda" else {}
+        dist.init_process_group(backend=backend, timeout=datetime.timedelta(minutes=30), **kwargs)
+        started = True
+    return Distributed(rank, world, local_rank, started), device
+
+
+def all_reduce_sum(tensor: torch.Tensor, ctx: Distributed) -> torch.Tensor:
+    if ctx.enabled:
+        dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
+    return tensor
+
+
+def all_reduce_max(tensor: torch.Tensor, ctx: Distributed) -> torch.Tensor:
+    if ctx.enabled:
+        dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
+    return tensor
+
+
+def barrier(ctx: Distributed) -> None:
+    if ctx.enabled:
+        dist.barrier()
+
+
+def shutdown(ctx: Distributed) -> None:
+    if ctx.started_here and dist.is_initialized():
+        dist.destroy_process_group()
