@@ -169,3 +169,14 @@ def test_a_third_party_factory_returning_garbage_is_named():
         cfg = load_config(None, [f"dataset.name={name}"], host=host, search_cwd=False)
         with pytest.raises(PluginError, match=f"dataset '{name}' \\(plugin acme-data\\) {message}"):
             build_dataset(cfg.dataset, host=host)
+
+
+def test_mirror_table_and_where_flips_give_the_same_batches(indexed, monkeypatch):
+    fast = batches_of(indexed, "dataset.flip=true")
+    monkeypatch.setattr("workbench.data.batches.InMemoryBatches.MIRROR_TABLE_MAX_BYTES", 0)
+    plain = batches_of(indexed, "dataset.flip=true")
+    assert fast.mirrored and not plain.mirrored
+    for _ in range(5):
+        (x1, y1), (x2, y2) = fast.next_batch(20), plain.next_batch(20)
+        assert torch.equal(x1, x2) and torch.equal(y1, y2)
+    assert torch.equal(fast.real_images(50), plain.real_images(50))

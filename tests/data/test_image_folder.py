@@ -139,3 +139,17 @@ def test_path_is_required_before_anything_runs():
 
     with pytest.raises(ConfigError, match="set dataset.path"):
         load_config(None, ["dataset.name=image-folder"], search_cwd=False)
+
+
+def test_a_broken_file_met_while_streaming_is_one_line_naming_it(tmp_path):
+    save(tmp_path / "f" / "a.png", rgb(16, 16, 0))
+    (tmp_path / "f" / "b.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
+    streamed = load("dataset.name=image-folder", f"dataset.path={tmp_path / 'f'}", "dataset.size=16",
+                    "dataset.max_memory_mb=0", "dataset.workers=1")  # size given: no header scan up front
+    try:
+        with pytest.raises(DatasetError) as info:
+            streamed.next_batch(2)
+    finally:
+        streamed.close()
+    assert str(info.value).startswith(f"cannot read image {tmp_path / 'f' / 'b.png'}:")
+    assert "\n" not in str(info.value)

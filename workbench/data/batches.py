@@ -137,25 +137,42 @@ class ImageBatches:
 
 class InMemoryBatches(ImageBatches):
     """The whole shard lives on the device as one uint8 tensor; batches are gathered, flipped and scaled
-    there, with no DataLoader and no host-device copy per step."""
+    there, with no DataLoader and no host-device copy per step.
+
+    With flips on, a mirrored copy of each image is stored after the originals (when that costs at most
+    MIRROR_TABLE_MAX_BYTES), so that gathering and flipping a batch is a single index_select: row i + N is
+    image i mirrored. Larger datasets flip with torch.where instead; both give the same batches.
+    """
+
+    MIRROR_TABLE_MAX_BYTES = 1 << 30
 
     def __init__(self, images: torch.Tensor, labels: torch.Tensor | None, **kw):
         super().__init__(**kw)
-        self.images = images.to(self.device).contiguous()
+        images = images.to(self.device).contiguous()
+        self.mirrored = self.flip and images.numel() <= self.MIRROR_TABLE_MAX_BYTES
+        self.table = torch.cat([images, images.flip(-1)]) if self.mirrored else images
         self.labels = labels.to(self.device) if labels is not None else None
+
+    @property
+    def images(self) -> torch.Tensor:
+        """The shard's images, uint8 (N, C, H, W) on the device."""
+        return self.table[:self.num_images]
 
     def next_batch(self, batch_size: int, generator: torch.Generator | None = None):
         """(x float32 (B, C, H, W) in [-1, 1], y int64 (B,) or None), both on the device."""
         indices, flips = self.order.take(batch_size)
-        x = self.images.index_select(0, indices)
-        if self.flip:
-            x = flip_where(x, self._flips(flips, batch_size, generator))
+        if not self.flip:
+            x = self.table.index_select(0, indices)
+        elif self.mirrored:
+            x = self.table.index_select(0, indices + self.num_images * self._flips(flips, batch_size, generator))
+        else:
+            x = flip_where(self.table.index_select(0, indices), self._flips(flips, batch_size, generator))
         y = self.labels.index_select(0, indices) if self.labels is not None else None
         return to_unit_range(x), y
 
     def real_images(self, n: int) -> torch.Tensor:
         """The first n images of this rank's shard (all of them when n is larger), uint8 on the CPU."""
-        return self.images[:n].cpu()
+        return self.table[:min(n, self.num_images)].cpu()
 
 
 class ShardView(torch.utils.data.Dataset):

@@ -13,7 +13,7 @@ from workbench.errors import DatasetError
 
 def to_unit_range(images: torch.Tensor) -> torch.Tensor:
     """uint8 0..255 -> float32 in [-1, 1] as x / 127.5 - 1 (Ho et al. 2020), on the tensor's device."""
-    return images.to(torch.float32).div_(127.5).sub_(1.0)
+    return torch.div(images, 127.5).sub_(1.0)  # uint8 / float -> float32 in one kernel
 
 
 def to_uint8(images: torch.Tensor) -> torch.Tensor:
