@@ -85,7 +85,7 @@ def channels_first(images: np.ndarray, layout: str, where: str) -> np.ndarray:
 def to_uint8(images: np.ndarray, where: str) -> np.ndarray:
     """uint8 pixels from uint8, integer 0..255, or float in [0, 1] / [-1, 1]."""
     if images.dtype == np.uint8:
-        return np.ascontiguousarray(images)
+        return np.array(images, order="C")  # a copy: the source may be a read-only memory map of the file
     if images.size == 0:
         raise DatasetError(f"{where} is empty (shape {images.shape})")
     if np.issubdtype(images.dtype, np.integer):
