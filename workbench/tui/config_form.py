@@ -11,8 +11,9 @@ import copy
 import re
 from dataclasses import dataclass
 
+from rich.text import Text
 from textual.app import ComposeResult
-from textual.containers import Vertical, VerticalScroll
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
 from textual.widgets import Input, Label, Select, Static
 
@@ -74,18 +75,23 @@ class ConfigForm(VerticalScroll):
         self.error = ""
 
     def compose(self) -> ComposeResult:
-        for field in FIELDS:
-            with Vertical(classes="field", id=f"field-{field.id}"):
-                yield Label(field.label)
-                value = self.base[field.section].get(field.key, "")
-                if field.plugin_kind:
-                    names = self.host.registries[field.plugin_kind].names()
-                    yield Select([(n, n) for n in names], value=value if value in names else Select.NULL,
-                                 allow_blank=False, id=field.id, compact=True)
-                else:
-                    yield Input("" if value is None else str(value), id=field.id, compact=True)
-                yield Static("", classes="field-error", id=f"error-{field.id}")
+        for pair in range(0, len(FIELDS), 2):
+            with Horizontal(classes="field-row"):
+                for field in FIELDS[pair: pair + 2]:
+                    yield from self.compose_field(field)
         yield Static("", id="form-error")
+
+    def compose_field(self, field: Field) -> ComposeResult:
+        with Vertical(classes="field", id=f"field-{field.id}"):
+            yield Label(field.label)
+            value = self.base[field.section].get(field.key, "")
+            if field.plugin_kind:
+                names = self.host.registries[field.plugin_kind].names()
+                yield Select([(n, n) for n in names], value=value if value in names else Select.NULL,
+                             allow_blank=False, id=field.id, compact=True)
+            else:
+                yield Input("" if value is None else str(value), id=field.id, compact=True)
+            yield Static("", classes="field-error", id=f"error-{field.id}")
 
     def on_mount(self) -> None:
         self.validate_form()
@@ -128,9 +134,9 @@ class ConfigForm(VerticalScroll):
         for field in FIELDS:
             mine = bool(target) and target == (field.section, field.key)
             placed = placed or mine
-            self.query_one(f"#error-{field.id}", Static).update(self.error if mine else "")
+            self.query_one(f"#error-{field.id}", Static).update(Text(self.error if mine else ""))
             self.query_one(f"#field-{field.id}").set_class(mine, "invalid")
-        self.query_one("#form-error", Static).update("" if placed else self.error)
+        self.query_one("#form-error", Static).update(Text("" if placed else self.error))
         self.post_message(self.Changed(self))
 
     def show_plugin_fields(self) -> None:

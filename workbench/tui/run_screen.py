@@ -68,14 +68,20 @@ class RunScreen(Screen):
         self.fit_layout(event.size.width, event.size.height)
 
     def fit_layout(self, width: int, height: int) -> None:
-        """Share the space: the sample panel gets a square-ish grid (2 columns per row of pixels)."""
+        """Collapse at small sizes: a shorter event log, and no sample panel below 60 columns."""
         compact = width < COMPACT_WIDTH or height < COMPACT_HEIGHT
         self.set_class(compact, "compact")
         log_height = 5 if compact else max(6, height // 6)
         self.query_one("#log").styles.height = log_height if height >= 20 else 0
-        main_height = max(4, height - log_height - 3)
-        image_rows = max(2, main_height - 2)
-        samples_width = min(int(width * 0.5), image_rows * 2 + 2)
+        self.call_after_refresh(self.fit_samples)
+
+    def fit_samples(self) -> None:
+        """Give the sample panel a square-ish grid (2 columns per row of cells) in the height #main has."""
+        main = self.query_one("#main")
+        width, height = main.size
+        if not height:
+            return
+        samples_width = min(int(width * 0.5), max(2, height - 2) * 2 + 2)
         self.query_one("#samples").styles.width = samples_width if width >= 60 else 0
 
     # -- drawing -----------------------------------------------------------------------------------
@@ -85,7 +91,11 @@ class RunScreen(Screen):
         if not force and model.version == self.shown_version:
             return
         self.shown_version = model.version
-        self.query_one(RunBanner).update_from(model, attached=self.attached)
+        banner = self.query_one(RunBanner)
+        had_failure = banner.has_class("failed")
+        banner.update_from(model, attached=self.attached)
+        if banner.has_class("failed") != had_failure:
+            self.call_after_refresh(self.fit_samples)  # the banner grew: less height for the grid
         self.query_one(LossChart).update_from(model)
         self.query_one(StatsPanel).update_from(model)
         self.query_one(EventLog).update_from(model.log)

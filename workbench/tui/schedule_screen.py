@@ -61,7 +61,8 @@ class ScheduleScreen(Screen):
         yield Static(f" [b reverse] schedules [/] T = {self.config.schedule.timesteps}; space ticks a schedule",
                      classes="screen-title")
         with Horizontal():
-            yield SelectionList(*[(n, n, n == current or len(names) <= 4) for n in names], id="schedule-list")
+            ticked = {current, "linear", "cosine"}
+            yield SelectionList(*[(n, n, n in ticked) for n in names], id="schedule-list")
             yield SnrChart(id="snr")
         yield Footer(compact=True)
 

@@ -1,0 +1,130 @@
+"""The setup view: plugin choices, validation as you type, the start key, and --run-now."""
+
+from __future__ import annotations
+
+from conftest import wait_until
+from standin_engine import ScriptedEngine
+from textual.widgets import Input, Select, Static
+
+from workbench.config import load_config
+from workbench.engine.rundir import RunDirectory
+from workbench.errors import UsageError
+from workbench.tui.app import WorkbenchApp
+from workbench.tui.config_form import ConfigForm
+from workbench.tui.run_screen import RunScreen
+from workbench.tui.setup_screen import SetupScreen
+
+
+class FakeLauncher:
+    """Records the configs it is asked to start and runs the stand-in engine for them."""
+
+    def __init__(self, tmp_path):
+        self.tmp_path = tmp_path
+        self.configs = []
+        self.engines = []
+
+    def __call__(self, config):
+        self.configs.append(config)
+        run = RunDirectory.create(self.tmp_path / "runs", f"launched{len(self.configs)}")
+        engine = ScriptedEngine(run, total_steps=100_000)
+        engine.start()
+        self.engines.append(engine)
+        return run, None
+
+    def halt(self):
+        for engine in self.engines:
+            engine.halt.set()
+
+
+async def type_into(pilot, app, widget_id: str, text: str) -> None:
+    field = app.screen.query_one(f"#{widget_id}", Input)
+    field.focus()
+    field.value = ""
+    await pilot.press(*list(text))
+
+
+def error_under(app, widget_id: str) -> str:
+    return str(app.screen.query_one(f"#error-{widget_id}", Static).render())
+
+
+async def test_the_form_starts_from_the_config_and_its_overrides(in_tmp_cwd, tmp_path):
+    config = load_config(None, ["train.steps=123", "schedule.name=cosine", "run.dir=runs"])
+    app = WorkbenchApp(config, launcher=FakeLauncher(tmp_path))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_until(pilot, lambda: isinstance(app.screen, SetupScreen), what="setup view")
+        assert app.screen.query_one("#train-steps", Input).value == "123"
+        assert app.screen.query_one("#schedule-name", Select).value == "cosine"
+        names = [str(option[0]) for option in app.screen.query_one("#dataset-name", Select)._options]
+        assert "synthetic" in names and "fashion-mnist" in names  # from the plugin registry
+
+
+async def test_errors_appear_under_the_field_as_you_type(config, tmp_path):
+    launcher = FakeLauncher(tmp_path)
+    app = WorkbenchApp(config, launcher=launcher)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_until(pilot, lambda: isinstance(app.screen, SetupScreen), what="setup view")
+        form = app.screen.query_one(ConfigForm)
+        await type_into(pilot, app, "train-lr", "0")
+        assert "[train] lr = 0" in error_under(app, "train-lr") and "out of range" in error_under(app, "train-lr")
+        assert app.screen.check_action("start", ()) is None
+        await pilot.press("ctrl+r")
+        assert launcher.configs == []  # an invalid form starts nothing
+        await pilot.press(".", "0", "0", "1")
+        assert error_under(app, "train-lr") == "" and form.error == ""
+        assert form.config.train.lr == 0.001
+        await type_into(pilot, app, "train-batch-size", "lots")
+        assert "[train] batch_size = 'lots' is a string; it must be an integer" in error_under(app, "train-batch-size")
+        await type_into(pilot, app, "train-batch-size", "16")
+        await type_into(pilot, app, "sample-steps", "5000")  # more than the 1000 timesteps
+        assert "is more than [schedule] timesteps" in error_under(app, "sample-steps")
+        await type_into(pilot, app, "schedule-timesteps", "8000")  # fixing the other key clears it
+        assert error_under(app, "sample-steps") == "" and form.error == ""
+
+
+async def test_choosing_another_plugin_drops_the_old_plugins_keys(config, tmp_path):
+    app = WorkbenchApp(config, launcher=FakeLauncher(tmp_path))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_until(pilot, lambda: isinstance(app.screen, SetupScreen), what="setup view")
+        form = app.screen.query_one(ConfigForm)
+        assert "beta_start" in form.config.schedule.params  # linear's own key
+        app.screen.query_one("#schedule-name", Select).value = "cosine"
+        await pilot.pause(0.1)
+        assert form.error == ""
+        assert form.config.schedule.name == "cosine" and "beta_start" not in form.config.schedule.params
+
+
+async def test_the_start_key_launches_the_edited_config(config, tmp_path):
+    launcher = FakeLauncher(tmp_path)
+    app = WorkbenchApp(config, launcher=launcher, watch_interval_s=0.05)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_until(pilot, lambda: isinstance(app.screen, SetupScreen), what="setup view")
+        await type_into(pilot, app, "train-steps", "77")
+        await pilot.press("ctrl+r")
+        await wait_until(pilot, lambda: isinstance(app.screen, RunScreen), what="run view")
+        assert [c.train.steps for c in launcher.configs] == [77]
+        assert not any(isinstance(s, SetupScreen) for s in app.screen_stack)
+        await wait_until(pilot, lambda: app.model.metrics is not None, what="metrics from the launched run")
+    launcher.halt()
+
+
+async def test_run_now_skips_the_setup_view(config, tmp_path):
+    launcher = FakeLauncher(tmp_path)
+    app = WorkbenchApp(config, launcher=launcher, run_now=True, watch_interval_s=0.05)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_until(pilot, lambda: isinstance(app.screen, RunScreen), what="run view")
+        assert launcher.configs == [config]
+        assert not any(isinstance(s, SetupScreen) for s in app.screen_stack)
+    launcher.halt()
+
+
+async def test_a_launch_failure_is_shown_and_the_setup_stays(config):
+    def failing(cfg):
+        raise UsageError("cannot create run directory 'runs/x': Permission denied; set run.dir to a writable folder")
+
+    app = WorkbenchApp(config, launcher=failing)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_until(pilot, lambda: isinstance(app.screen, SetupScreen), what="setup view")
+        await pilot.press("ctrl+r")
+        await pilot.pause(0.1)
+        assert isinstance(app.screen, SetupScreen)
+        assert any("Permission denied" in str(n.message) for n in app._notifications)
