@@ -1,0 +1,104 @@
+"""A third party can add a sampler by implementing the small `Sampler` protocol; the host checks it."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from tests.diffusion.helpers import host_with, sample_section
+from workbench.diffusion import GaussianDiffusion, Sampler, build_sampler, randn, sample_images
+from workbench.errors import ConfigError, PluginError
+from workbench.plugin_host import hookimpl
+
+
+class StridedDDIM:
+    """A minimal third-party sampler: DDIM's deterministic update, on every `stride`-th timestep."""
+
+    name = "tiny"
+
+    def __init__(self, stride: int = 1):
+        self.stride = stride
+
+    def set_timesteps(self, diffusion, steps, device):
+        timesteps = list(range(diffusion.num_timesteps - 1, -1, -self.stride))[:steps]
+        ab = diffusion.float64["alphas_cumprod"]
+        prev = [float(ab[t]) for t in timesteps[1:]] + [1.0]
+        self._a = torch.tensor([float(ab[t]) for t in timesteps], dtype=torch.float64).sqrt().float().to(device)
+        self._a_prev = torch.tensor(prev, dtype=torch.float64).sqrt().float().to(device)
+        return timesteps
+
+    def step(self, index, x_t, pred_x0, generator):
+        a, a_prev = self._a[index], self._a_prev[index]
+        eps = (x_t - a * pred_x0) / (1 - a * a).sqrt()
+        return a_prev * pred_x0 + (1 - a_prev * a_prev).sqrt() * eps
+
+
+class Plugin:
+    @hookimpl
+    def register_samplers(self, register):
+        register("tiny", StridedDDIM, params={"stride": 1}, description="a test sampler")
+        register("not-a-sampler", lambda: object())
+        register("bad-timesteps", lambda: BadTimesteps())
+        register("refuses", lambda: (_ for _ in ()).throw(ValueError("needs a GPU")))
+        register("crashes", lambda: 1 / 0)
+
+
+class BadTimesteps:
+    def set_timesteps(self, diffusion, steps, device):
+        return [diffusion.num_timesteps]  # one past the end
+
+    def step(self, index, x_t, pred_x0, generator):
+        return x_t
+
+
+@pytest.fixture
+def host():
+    return host_with(Plugin(), "thirdparty")
+
+
+def test_a_third_party_sampler_runs_through_the_shared_loop(host):
+    sampler = build_sampler(sample_section("tiny", stride=2), host=host)
+    assert isinstance(sampler, Sampler) and sampler.stride == 2
+    diffusion = GaussianDiffusion(torch.linspace(1e-4, 0.02, 100, dtype=torch.float64))
+    seen = []
+    x = sample_images(lambda x_t, t: torch.zeros_like(x_t), diffusion, sampler, (2, 1, 3, 3), steps=10,
+                      generator=torch.Generator().manual_seed(0), callback=seen.append)
+    assert [s.t for s in seen] == list(range(99, 79, -2))
+    assert torch.isfinite(x).all()
+
+
+@pytest.mark.parametrize("name, error, message", [
+    ("not-a-sampler", PluginError, r"sampler 'not-a-sampler' \(plugin thirdparty\) built a object, which lacks "
+                                   r"set_timesteps\(\) and step\(\)"),
+    ("refuses", ConfigError, r"\[sample\] sampler 'refuses' \(plugin thirdparty\) refused its parameters: needs a GPU"),
+    ("crashes", PluginError, r"sampler 'crashes' \(plugin thirdparty\) failed to build: ZeroDivisionError"),
+])
+def test_a_broken_sampler_plugin_is_named(host, name, error, message):
+    with pytest.raises(error, match=message):
+        build_sampler(sample_section(name), host=host)
+
+
+def test_timesteps_out_of_range_are_refused(host):
+    diffusion = GaussianDiffusion(torch.linspace(1e-4, 0.02, 10, dtype=torch.float64))
+    with pytest.raises(PluginError, match=r"set_timesteps\(\) must return a non-empty list of ints in 0..9, got \[10\]"):
+        sample_images(lambda x, t: x, diffusion, build_sampler(sample_section("bad-timesteps"), host=host),
+                      (1, 1, 2, 2), steps=1)
+
+
+def test_randn_draws_on_the_generator_device_reproducibly():
+    first = randn((3, 4), torch.Generator().manual_seed(1), "cpu")
+    again = randn((3, 4), torch.Generator().manual_seed(1), torch.device("cpu"))
+    assert torch.equal(first, again) and first.dtype == torch.float32
+    assert torch.equal(first, torch.randn((3, 4), generator=torch.Generator().manual_seed(1)))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_a_cpu_generator_gives_the_same_samples_on_cuda():
+    from tests.diffusion.helpers import linear_alpha_bars, optimal_model
+
+    diffusion = GaussianDiffusion(torch.linspace(1e-4, 0.02, 1000, dtype=torch.float64))
+    model = optimal_model(linear_alpha_bars(), 0.1, 0.5, "eps")
+    runs = [sample_images(model, diffusion, build_sampler(sample_section("ddim", eta=1.0)), (4, 1, 8, 8), steps=20,
+                          generator=torch.Generator().manual_seed(3), device=device).cpu()
+            for device in ("cpu", "cuda")]
+    torch.testing.assert_close(runs[0], runs[1], atol=1e-4, rtol=1e-4)
