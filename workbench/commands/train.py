@@ -1,0 +1,201 @@
+"""`ddpm-workbench train`: train headless, with a progress display on a terminal and plain lines elsewhere.
+
+Ctrl-C or SIGTERM stops after the current step with a checkpoint (exit 0); a second Ctrl-C aborts. Under
+`torchrun --nproc-per-node N -m workbench train ...` every rank runs this command; only rank 0 prints.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+import sys
+import threading
+import time
+
+HELP = "train a model headless: progress on a terminal, plain log lines otherwise (works under torchrun)"
+
+
+def add_arguments(parser) -> None:
+    from workbench.cli import add_config_arguments
+
+    add_config_arguments(parser)
+    parser.add_argument("--resume", metavar="RUN",
+                        help="continue a run (its name under run.dir, a path, or 'latest') from its newest "
+                             "checkpoint, with its own config plus any --set")
+    parser.add_argument("--run-dir", metavar="PATH",
+                        help="write into this directory instead of a new one under run.dir")
+    parser.add_argument("--plain", action="store_true", help="plain log lines even on a terminal")
+
+
+def load_training_config(args):
+    """The config to train with. With --resume, the run's own config.toml is the base (unless --config
+    names another file), so `--resume latest --set train.steps=20000` continues the same run longer."""
+    from workbench.cli import config_arguments, load_config_from_args
+    from workbench.config import load_config
+    from workbench.engine.rundir import RunDirectory
+
+    if not args.resume:
+        return load_config_from_args(args)
+    path, overrides = config_arguments(args)
+    base = load_config(path, overrides)
+    if path:
+        return base
+    run = RunDirectory.resolve(args.resume, base.run.dir)
+    if not run.config_path.is_file():
+        from workbench.errors import CheckpointError
+
+        raise CheckpointError(f"run {str(run.path)!r} has no config.toml; pass --config with the settings it was "
+                              "trained with")
+    return load_config(run.config_path, overrides)
+
+
+def run(args) -> int:
+    from workbench.engine.trainer import train
+
+    cfg = load_training_config(args)
+    rank = int(os.environ.get("RANK", "0"))
+    show = rank == 0
+    fancy = show and not args.plain and sys.stdout.isatty()
+    display = RichDisplay() if fancy else PlainDisplay(enabled=show)
+    stop_event = threading.Event()
+    restore = install_stop_signals(stop_event, display)
+    try:
+        run_dir = train(cfg, on_event=display.handle, resume=args.resume, run_dir=args.run_dir,
+                        stop_event=stop_event)
+    finally:
+        restore()
+        display.close()
+    if show:
+        state = run_dir.read_status().get("state", "finished")
+        print(f"run directory: {run_dir.path} ({state})", flush=True)
+    return 0
+
+
+def install_stop_signals(stop_event: threading.Event, display) -> callable:
+    """SIGINT/SIGTERM -> stop after this step with a checkpoint; a second Ctrl-C aborts at once."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    interrupts = {"count": 0}
+
+    def on_signal(signum, frame):
+        if signum == signal.SIGINT:
+            interrupts["count"] += 1
+            if interrupts["count"] > 1:
+                raise KeyboardInterrupt
+        if not stop_event.is_set():
+            name = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
+            display.note(f"{name}: stopping after this step and writing a checkpoint "
+                         "(Ctrl-C again to abort without one)")
+            stop_event.set()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+    def restore():
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+    return restore
+
+
+# -- displays --------------------------------------------------------------------------------------
+
+
+def duration(seconds: float) -> str:
+    if seconds is None or not math.isfinite(seconds):
+        return "?"
+    seconds = int(seconds)
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}h{minutes:02d}m{secs:02d}s" if hours else f"{minutes}m{secs:02d}s"
+
+
+def describe(event) -> str | None:
+    """One line for an event (None for those the progress bar shows)."""
+    kind = event.kind
+    if kind == "started":
+        verb = f"resuming at step {event.start_step}" if event.start_step else "training"
+        return (f"{verb} for {event.total_steps} steps on {event.device} (x{event.world_size}): {event.backbone}; "
+                f"data: {event.dataset}\nrun directory: {event.run_dir}")
+    if kind == "samples":
+        return f"step {event.step}: samples {event.path}"
+    if kind == "checkpoint":
+        return f"step {event.step}: checkpoint {event.path}"
+    if kind == "warning":
+        return f"warning: {event.message}"
+    if kind == "state":
+        return f"step {event.step}: {event.state}"
+    if kind == "finished":
+        how = "stopped early" if event.stopped_early else "finished"
+        return f"{how} at step {event.step}"
+    if kind == "failed":
+        return f"failed at step {event.step}: {event.message} (kept: {event.kept})"
+    return None
+
+
+def metrics_line(event, total: int) -> str:
+    return (f"step {event.step}/{total} loss {event.loss:.4f} lr {event.lr:.2e} grad {event.grad_norm:.3f} "
+            f"{event.img_per_s:.1f} img/s {event.it_per_s:.2f} it/s eta {duration(event.eta_s)}"
+            + (f" mfu {event.mfu:.1%}" if event.mfu >= 0 else ""))
+
+
+class PlainDisplay:
+    """Plain lines on stdout, flushed (for logs, pipes, `nohup`, the TUI's train.log)."""
+
+    def __init__(self, enabled: bool = True):
+        self.enabled = enabled
+        self.total = 0
+
+    def handle(self, event) -> None:
+        if not self.enabled:
+            return
+        if event.kind == "started":
+            self.total = event.total_steps
+        line = metrics_line(event, self.total) if event.kind == "metrics" else describe(event)
+        if line:
+            print(f"{time.strftime('%H:%M:%S')} {line}", flush=True)
+
+    def note(self, message: str) -> None:
+        if self.enabled:
+            print(message, file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        pass
+
+
+class RichDisplay:
+    """A rich progress bar (step, loss, img/s, ETA) with event lines printed above it."""
+
+    def __init__(self):
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self.console = Console()
+        self.progress = Progress(
+            TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("loss [cyan]{task.fields[loss]}"), TextColumn("{task.fields[speed]}"),
+            TimeElapsedColumn(), TextColumn("eta {task.fields[eta]}"),
+            console=self.console, refresh_per_second=4, transient=False)
+        self.task = None
+
+    def handle(self, event) -> None:
+        if event.kind == "started":
+            self.console.print(describe(event))
+            self.progress.start()
+            self.task = self.progress.add_task("train", total=event.total_steps, completed=event.start_step,
+                                               loss="-", speed="-", eta="?")
+            return
+        if event.kind == "metrics" and self.task is not None:
+            self.progress.update(self.task, completed=event.step, loss=f"{event.loss:.4f}",
+                                 speed=f"{event.img_per_s:.1f} img/s", eta=duration(event.eta_s))
+            return
+        line = describe(event)
+        if line:
+            style = "yellow" if event.kind == "warning" else "red" if event.kind == "failed" else None
+            self.progress.console.print(line, style=style, markup=False, highlight=False)
+
+    def note(self, message: str) -> None:
+        self.progress.console.print(message, style="yellow", markup=False, highlight=False)
+
+    def close(self) -> None:
+        self.progress.stop()
