@@ -144,6 +144,8 @@ def sample_images(model_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
     with torch.no_grad():
         if noise is None:
             x = randn(shape, generator, device)
+        elif tuple(noise.shape) != shape:
+            raise ValueError(f"noise has shape {tuple(noise.shape)}, but samples of shape {shape} were asked for")
         else:
             x = noise.to(device, torch.float32)
         for i, t in enumerate(timesteps):
