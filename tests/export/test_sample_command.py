@@ -148,3 +148,42 @@ def test_progression_strip_shows_x_t_and_predicted_x0_per_image(capsys, tmp_path
     # and the finished image is the first sample of the grid written alongside
     grid_png = np.asarray(Image.open(tmp_path / "g.png"))
     assert np.array_equal(final, grid_png[PADDING:PADDING + IMAGE_SIZE, PADDING:PADDING + IMAGE_SIZE])
+
+
+@pytest.fixture
+def conditional_checkpoint(tmp_path, tiny_checkpoint):
+    """The tiny checkpoint turned class-conditional (3 classes): same format, random weights of a
+    conditional U-Net."""
+    import torch
+
+    from workbench.config import resolve
+    from workbench.models import build_backbone
+
+    state = torch.load(tiny_checkpoint, weights_only=True)
+    state["config"]["backbone"]["num_classes"] = 3
+    cfg = resolve(state["config"])
+    torch.manual_seed(0)
+    model = build_backbone(cfg.backbone, in_channels=1, out_channels=1, image_size=IMAGE_SIZE)
+    # a fresh U-Net's output layer is zero (its output ignores everything); jiggle every weight
+    weights = {k: v + 0.05 * torch.randn_like(v) if v.is_floating_point() else v
+               for k, v in model.state_dict().items()}
+    state["model"] = state["ema"] = weights
+    path = tmp_path / "conditional.pt"
+    torch.save(state, path)
+    return path
+
+
+def test_class_conditional_samples_carry_their_labels(capsys, tmp_path, conditional_checkpoint):
+    sample(capsys, "--checkpoint", str(conditional_checkpoint), "--n", "5", "--format", "npz",
+           "--out", str(tmp_path / "c.npz"))
+    with np.load(tmp_path / "c.npz") as data:
+        assert data["labels"].tolist() == [0, 1, 2, 0, 1]
+        cycled = data["arr_0"]
+    sample(capsys, "--checkpoint", str(conditional_checkpoint), "--n", "2", "--label", "2", "--format", "pngs",
+           "--out", str(tmp_path / "pngs"))
+    assert sorted(p.name for p in (tmp_path / "pngs").iterdir()) == ["000000_c2.png", "000001_c2.png"]
+    # image 0 with label 2 is not image 0 with label 0: the label reaches the network
+    assert not np.array_equal(np.asarray(Image.open(tmp_path / "pngs" / "000000_c2.png")), cycled[0, :, :, 0])
+    code = main(["sample", "-q", "--checkpoint", str(conditional_checkpoint), "--label", "3",
+                 "--out", str(tmp_path / "x.png")])
+    assert code == 2 and "classes 0..2" in capsys.readouterr().err

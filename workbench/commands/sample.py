@@ -202,8 +202,7 @@ def run(args) -> int:
                                   label=args.label)
         recorder = None
         if args.progression or args.strip:
-            recorder = ProgressionRecorder(settings.steps, args.frames, min(args.progression_images, n,
-                                                                            settings.batch_size))
+            recorder = ProgressionRecorder(args.frames, min(args.progression_images, n, settings.batch_size))
         started = time.perf_counter()
         with progress_bar(args.quiet) as progress:
             images_task = progress.add_task("images", total=n)

@@ -54,13 +54,16 @@ class Frame:
 class ProgressionRecorder:
     """Sampler callback keeping x_t and predicted x0 of the first `images` samples at chosen steps."""
 
-    def __init__(self, total_steps: int, frames: int = DEFAULT_FRAMES, images: int = DEFAULT_PROGRESSION_IMAGES):
-        self.wanted = set(frame_steps(total_steps, frames))
+    def __init__(self, frames: int = DEFAULT_FRAMES, images: int = DEFAULT_PROGRESSION_IMAGES):
+        self.frame_count = frames
         self.images = images
+        self.wanted: set[int] | None = None  # chosen at the first step, from the sampler's own step count
         self._raw: list[tuple[object, torch.Tensor, torch.Tensor]] = []
         self.frames: list[Frame] = []
 
     def __call__(self, step) -> None:
+        if self.wanted is None:
+            self.wanted = set(frame_steps(step.total, self.frame_count))
         if step.index not in self.wanted:
             return
         x_t = step.x_t[: self.images].detach().clone()
