@@ -1,0 +1,92 @@
+"""`ddpm-workbench train`: output, one-line errors, resume, and a real SIGTERM."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.engine.conftest import TINY
+from workbench.cli import main
+from workbench.engine.checkpoint import load_checkpoint
+from workbench.engine.rundir import RunDirectory, list_runs
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def sets(*extra: str) -> list[str]:
+    args = []
+    for item in [*TINY, *extra]:
+        args += ["--set", item]
+    return args
+
+
+def test_plain_output_names_the_run_directory_at_start_and_end(in_tmp_cwd, capsys):
+    assert main(["train", "--plain", *sets("train.steps=4", "train.sample_every=0")]) == 0
+    out = capsys.readouterr().out.splitlines()
+    run = list_runs("runs")[0]
+    assert any(line.endswith(f"run directory: {run.path}") for line in out[:3])
+    assert out[-1] == f"run directory: {run.path} (finished)"
+    assert any("step 4/4 loss" in line and "img/s" in line for line in out)
+    assert run.read_status()["state"] == "finished"
+
+
+def test_resume_latest_continues_with_the_runs_own_config_and_more_steps(in_tmp_cwd, capsys):
+    assert main(["train", "--plain", *sets("train.steps=4", "run.name=r")]) == 0
+    # no TINY here: the run's own config.toml is the base, --set raises the step count
+    assert main(["train", "--plain", "--resume", "latest", "--set", "train.steps=6"]) == 0
+    out = capsys.readouterr().out
+    assert "resuming at step 4 for 6 steps" in out
+    assert load_checkpoint(Path("runs/r/checkpoints/latest.pt"))["step"] == 6
+
+
+NO_DATASET = [item for item in TINY if not item.startswith("dataset.")]
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (sets("train.lr=-1"), "error: [train] lr = -1.0 is out of range"),
+    (sets("train.batch_size=6", "train.grad_accum=4"), "error: [train] batch_size = 6 is not divisible"),
+    (sets() + ["--resume", "nosuchrun"], "error: run 'nosuchrun' not found"),
+    (["--config", "missing.toml"], "error: config file 'missing.toml' does not exist"),
+    ([a for item in NO_DATASET + ["dataset.name=npy", "dataset.path=nothing.npy"] for a in ("--set", item)],
+     "error: array file nothing.npy does not exist"),
+])
+def test_user_errors_are_one_line_and_create_nothing(in_tmp_cwd, capsys, argv, expected):
+    code = main(["train", *argv])
+    err = capsys.readouterr().err.strip()
+    assert code in (1, 2)
+    assert err.startswith(expected) and "\n" not in err and "Traceback" not in err
+    assert not Path("runs").exists()
+
+
+@pytest.mark.slow
+def test_sigterm_stops_with_a_checkpoint_and_exit_code_0(tmp_path):
+    """A real process: SIGTERM after training started -> checkpoint at the current step, status stopped, exit 0."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    command = [sys.executable, "-m", "workbench", "train", "--plain", "--run-dir", str(tmp_path / "run"),
+               *sets("train.steps=100000", "train.sample_every=0", "train.checkpoint_every=0", "train.log_every=1")]
+    process = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True)
+    run = RunDirectory(tmp_path / "run")
+    try:
+        deadline = time.monotonic() + 120
+        while run.read_status().get("step", 0) < 2:
+            assert process.poll() is None, process.communicate()
+            assert time.monotonic() < deadline, "training did not start in time"
+            time.sleep(0.2)
+        process.send_signal(signal.SIGTERM)
+        out, err = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 0, err
+    assert "SIGTERM: stopping after this step" in err
+    status = run.read_status()
+    assert status["state"] == "stopped"
+    assert load_checkpoint(run.latest_checkpoint)["step"] == status["step"] >= 2
+    assert out.strip().splitlines()[-1] == f"run directory: {run.path} (stopped)"
