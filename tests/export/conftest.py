@@ -32,15 +32,11 @@ def one_torch_thread():
 def tiny_run(one_torch_thread, tmp_path_factory) -> Path:
     """The run directory of a model trained for 4 steps by the real engine (about a second on a CPU)."""
     from workbench.config import load_config
+    from workbench.engine import train
 
     base = tmp_path_factory.mktemp("runs")
     cfg = load_config(None, TINY + [f"run.dir={base}"], search_cwd=False)
-    try:
-        from workbench.engine import train
-    except ImportError:  # TEMPORARY until the engine lands: a hand-made checkpoint in the documented format
-        run = _hand_made_run(cfg)
-    else:
-        run = train(cfg)
+    run = train(cfg)
     checkpoint = Path(run.path) / "checkpoints" / "latest.pt"
     assert checkpoint.is_file(), "the engine wrote no checkpoint"
     return Path(run.path)
@@ -50,20 +46,3 @@ def tiny_run(one_torch_thread, tmp_path_factory) -> Path:
 def tiny_checkpoint(tiny_run) -> Path:
     return tiny_run / "checkpoints" / "latest.pt"
 
-
-def _hand_made_run(cfg):
-    import torch
-
-    from workbench.engine.checkpoint import FORMAT, VERSION, save_run_checkpoint
-    from workbench.engine.rundir import RunDirectory
-    from workbench.models import build_backbone
-
-    torch.manual_seed(0)
-    run = RunDirectory.create(cfg.run.dir, cfg.run.name)
-    run.write_config(cfg.to_toml())
-    model = build_backbone(cfg.backbone, in_channels=1, out_channels=1, image_size=IMAGE_SIZE)
-    ema = {k: v + 0.01 * torch.randn_like(v) if v.is_floating_point() else v for k, v in model.state_dict().items()}
-    state = dict(format=FORMAT, version=VERSION, step=4, config=cfg.as_dict(), channels=1, image_size=IMAGE_SIZE,
-                 out_channels=1, model=model.state_dict(), ema=ema)
-    save_run_checkpoint(run.checkpoints_dir, 4, state, keep=3)
-    return run
