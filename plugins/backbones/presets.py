@@ -152,7 +152,9 @@ def merge(params: dict[str, Any]) -> UNetConfig:
         overrides["channel_mult"] = tuple(overrides["channel_mult"])
         # a preset's attention levels may not exist with fewer levels; keep those that do
         kept = tuple(i for i in config.attention_levels if i < len(overrides["channel_mult"]))
-        overrides.setdefault("attention_levels", kept)
+        overrides["attention_levels"] = kept
+    if params.get("attention_resolutions") is not None:
+        overrides["attention_levels"] = ()  # the factory places these, knowing the image size
     if "dropout" in overrides:
         overrides["dropout"] = float(overrides["dropout"])
     if "num_heads" in overrides:  # the user's head count replaces the preset's head width
