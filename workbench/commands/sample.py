@@ -23,8 +23,8 @@ def positive_int(text: str) -> int:
 
 
 def add_arguments(parser) -> None:
-    from workbench.export.formats import FORMATS
-    from workbench.export.progression import DEFAULT_FRAMES, DEFAULT_PROGRESSION_IMAGES, DEFAULT_STRIP_COLUMNS
+    from workbench.export.defaults import (DEFAULT_FRAMES, DEFAULT_PROGRESSION_IMAGES, DEFAULT_STRIP_COLUMNS,
+                                           FORMATS)
 
     source = parser.add_argument_group("model")
     source.add_argument("--run", metavar="RUN", help="a run: its name under --dir, a path to it, or 'latest'")
@@ -132,7 +132,7 @@ def sample_section_for(args, cfg):
 
 
 def reserve_outputs(args, plan) -> dict:
-    from workbench.export.formats import DEFAULT_OUT, SUFFIXES
+    from workbench.export.defaults import DEFAULT_OUT, SUFFIXES
 
     out = args.out or DEFAULT_OUT[args.format]
     reserved = {}

@@ -14,9 +14,7 @@ import torch
 
 from workbench.engine.grid import make_grid, png_bytes
 
-FORMATS = ("grid", "pngs", "npz")
-DEFAULT_OUT = {"grid": "samples.png", "pngs": "samples", "npz": "samples.npz"}
-SUFFIXES = {"grid": (".png",), "npz": (".npz",)}
+from workbench.export.defaults import DEFAULT_OUT, FORMATS, SUFFIXES  # noqa: F401 - re-exported
 
 
 def grid_png(images: torch.Tensor, nrow: int | None = None) -> bytes:

@@ -15,11 +15,9 @@ import numpy as np
 import torch
 
 from workbench.engine.grid import to_uint8
+from workbench.export.defaults import DEFAULT_FRAMES, DEFAULT_PROGRESSION_IMAGES, DEFAULT_STRIP_COLUMNS
 from workbench.export.layout import BAND_VALUE, labelled_grid, stack, titled, upscale
 
-DEFAULT_FRAMES = 40        # evenly spaced sampler steps in the GIF (the final image comes on top)
-DEFAULT_STRIP_COLUMNS = 10  # columns of the PNG strip, taken evenly from the same frames
-DEFAULT_PROGRESSION_IMAGES = 4
 FRAME_MS = 80
 FINAL_FRAME_MS = 1500      # hold the finished image before the GIF loops
 
