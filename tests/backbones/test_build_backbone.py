@@ -196,3 +196,28 @@ def test_describe_backbone_and_every_registered_backbone():
     assert rows == [{"backbone": "plain-conv", "plugin": "test-backbones", "variant": "", "in_channels": 3,
                      "image_size": 32, "params": 3 * 8 * 9 + 8 + 1000 * 8 + 8 * 3 * 9 + 3,
                      "flops_per_image": 2 * 2 * (3 * 8 * 9) * 32 * 32}]
+
+
+def test_plugins_describe_lists_every_backbone_with_params_and_flops(capsys):
+    import argparse
+    import json
+
+    from workbench.commands import plugins as plugins_command
+    from workbench.plugin_host.manager import reset_host
+
+    class Broken:
+        @hookimpl
+        def register_backbones(self, register):
+            register("broken", lambda **kw: "not a module")
+
+    host = host_with(PlainConvPlugin(), builtins=())
+    host.add_plugin(Broken(), PluginInfo("broken-plugin", "tests", "0", "tests.backbones"))
+    reset_host(host)
+    assert plugins_command.run(argparse.Namespace(json=True, describe=True)) == 0
+    rows = {r["backbone"]: r for r in json.loads(capsys.readouterr().out)["backbones"]}
+    assert rows["plain-conv"]["params"] == count_parameters(PlainConvPlugin.Backbone(3, 3, 32))
+    assert "not a torch.nn.Module" in rows["broken"]["error"]
+
+    assert plugins_command.run(argparse.Namespace(json=False, describe=True)) == 0
+    text = capsys.readouterr().out
+    assert "plain-conv" in text and "GFLOPs/img" in text and "failed" in text
