@@ -32,7 +32,9 @@ class LossChart(Widget):
         self.smoothed = model.smoothed_loss(self.smoothing)
         self.total_steps = model.total_steps
         if self.raw:
-            self.border_subtitle = f"[{RAW_STYLE}]raw {self.raw[-1]:.4g}[/] · [{SMOOTH_STYLE}]smoothed {self.smoothed[-1]:.4g}[/]"
+            subtitle = f"[{RAW_STYLE}]raw {self.raw[-1]:.4g}[/] · [{SMOOTH_STYLE}]smoothed {self.smoothed[-1]:.4g}[/]"
+            if subtitle != self.border_subtitle:
+                self.border_subtitle = subtitle
         self.refresh()
 
     def render(self) -> Text:

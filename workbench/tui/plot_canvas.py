@@ -135,10 +135,14 @@ def render_chart(series: list[Series], width: int, height: int, *, log_y: bool =
     text = Text(no_wrap=True, overflow="crop")
     for row in range(plot_rows):
         text.append(tick_rows.get(row, "").rjust(label_w) + ("┤" if row in tick_rows else "│"), style="dim")
-        for col in range(plot_cols):
-            bits = int(canvas.bits[row, col])
-            owner = int(canvas.owner[row, col])
-            text.append(chr(BRAILLE_BASE + bits) if bits else " ", style=series[owner].style if bits else "")
+        # one span per run of cells in the same colour: far fewer spans than cells to render
+        chars = "".join(chr(BRAILLE_BASE + int(b)) if b else " " for b in canvas.bits[row])
+        owners = [int(o) if b else -1 for o, b in zip(canvas.owner[row], canvas.bits[row])]
+        start = 0
+        for col in range(1, plot_cols + 1):
+            if col == plot_cols or owners[col] != owners[start]:
+                text.append(chars[start:col], style=series[owners[start]].style if owners[start] >= 0 else "")
+                start = col
         text.append("\n")
     text.append(" " * label_w + "└" + "─" * plot_cols + "\n", style="dim")
     left, right = format_number(x0), format_number(x1)

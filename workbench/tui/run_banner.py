@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from rich.text import Text
-from textual.widgets import Static
+from textual.widget import Widget
 
 from workbench.tui.run_model import RunModel
 
@@ -13,8 +13,17 @@ STATE_STYLES = {
 }
 
 
-class RunBanner(Static):
-    DEFAULT_CSS = "RunBanner { height: auto; }"
+class RunBanner(Widget):
+    """One line; three when the run failed (the message and what was kept). Re-layouts only then."""
+
+    DEFAULT_CSS = "RunBanner { height: 1; }"
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.text = Text("")
+
+    def render(self) -> Text:
+        return self.text
 
     def update_from(self, model: RunModel, *, attached: bool) -> None:
         text = Text(no_wrap=False)
@@ -29,5 +38,10 @@ class RunBanner(Static):
             text.append("\n" + model.failure, style="bold red")
             text.append("\nkept: " + (model.kept or "nothing (no checkpoint was written)"), style="red")
             text.append(f"  ·  log: {model.path}/train.log", style="dim")
-        self.set_class(bool(model.failure), "failed")
-        self.update(text)
+        failed = bool(model.failure)
+        if failed != self.has_class("failed"):
+            self.set_class(failed, "failed")
+            self.styles.height = "auto" if failed else 1
+        if text != self.text:
+            self.text = text
+            self.refresh()

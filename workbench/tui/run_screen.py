@@ -47,6 +47,7 @@ class RunScreen(Screen):
         self.attached = attached
         self.shown_version = -1
         self.shown_sample: str | None = None
+        self.shown_controls: tuple | None = None
 
     def compose(self) -> ComposeResult:
         yield RunBanner(id="banner")
@@ -107,7 +108,10 @@ class RunScreen(Screen):
                 view = self.query_one(SampleView)
                 view.show(image)
                 view.border_title = f"samples · step {latest[0]}"
-        self.refresh_bindings()
+        controls = (model.state, model.is_live)
+        if controls != self.shown_controls:  # the footer only changes with the state
+            self.shown_controls = controls
+            self.refresh_bindings()
 
     # -- controls ----------------------------------------------------------------------------------
 

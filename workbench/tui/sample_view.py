@@ -6,6 +6,7 @@ from typing import Any
 
 from rich.text import Text
 from textual.app import ComposeResult
+from textual.strip import Strip
 from textual.widget import Widget
 
 from workbench.tui.image_render import HalfBlockImage
@@ -22,6 +23,7 @@ class SampleView(Widget):
         self.empty_text = empty_text
         self.image: Any | None = None
         self._cached: HalfBlockImage | None = None
+        self._strips: list[Strip] = []
         self._graphics: Widget | None = None
 
     def compose(self) -> ComposeResult:
@@ -43,11 +45,14 @@ class SampleView(Widget):
         self.refresh()
 
     def render(self):
-        if self._graphics is not None:
-            return ""
+        return Text(self.empty_text, style="dim", justify="center") if self.image is None else ""
+
+    def render_line(self, y: int) -> Strip:
+        """Half-blocks come from strips built once per image and size: a screen re-layout costs no re-render."""
+        if self._graphics is not None or self.image is None:
+            return super().render_line(y)
         width, height = self.content_size
-        if self.image is None:
-            return Text(self.empty_text, style="dim", justify="center")
         if self._cached is None or (self._cached.width, self._cached.height) != (width, height):
             self._cached = HalfBlockImage(self.image, width, height)
-        return self._cached
+            self._strips = [Strip(line, width) for line in self._cached.lines()]
+        return self._strips[y] if 0 <= y < len(self._strips) else Strip.blank(width)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from rich.text import Text
-from textual.widgets import Static
+from textual.widget import Widget
 
 from workbench.tui.run_model import RunModel
 
@@ -25,13 +25,23 @@ def progress_bar(fraction: float, width: int) -> str:
     return "█" * filled + "░" * (width - filled)
 
 
-class StatsPanel(Static):
-    """A few lines of numbers from the latest StepMetrics and RunStarted."""
+class StatsPanel(Widget):
+    """A few lines of numbers from the latest StepMetrics and RunStarted.
 
-    DEFAULT_CSS = "StatsPanel { height: auto; }"
+    Fixed height and a plain `refresh()`: a redraw several times a second must not re-layout the screen."""
+
+    DEFAULT_CSS = "StatsPanel { height: 7; }"
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.model: RunModel | None = None
 
     def update_from(self, model: RunModel) -> None:
-        self.update(self.describe(model, self.content_size.width or 40))
+        self.model = model
+        self.refresh()
+
+    def render(self) -> Text:
+        return self.describe(self.model, self.content_size.width or 40) if self.model else Text("")
 
     @staticmethod
     def describe(model: RunModel, width: int) -> Text:
