@@ -45,10 +45,23 @@ class Precision:
         return torch.autocast(device_type=device.type, dtype=self.dtype)
 
 
+def cpu_has_amx() -> bool:
+    """Whether this CPU multiplies bf16 matrices in hardware (Intel AMX, Sapphire Rapids and newer), where
+    oneDNN trains the U-Nets about 2x faster under bf16 autocast than in fp32."""
+    probe = getattr(torch.cpu, "_is_amx_tile_supported", None)
+    try:
+        return bool(probe()) if probe is not None else False
+    except Exception:  # noqa: BLE001 - a private torch probe; unknown means no
+        return False
+
+
 def resolve_precision(train_cfg, device: torch.device) -> Precision:
     name = train_cfg.precision
     if name == "auto":
-        name = "bf16" if device.type == "cuda" and torch.cuda.is_bf16_supported() else "fp32"
+        if device.type == "cuda":
+            name = "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+        else:
+            name = "bf16" if device.type == "cpu" and cpu_has_amx() else "fp32"
     if name == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
         raise ConfigError("[train] precision = \"bf16\" but this GPU has no bf16 support; use fp16 or auto")
     dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[name]
