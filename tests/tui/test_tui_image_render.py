@@ -65,3 +65,22 @@ def test_half_blocks_centre_the_image_in_its_box():
     first = lines[0]
     assert first[0].text == " "  # one column of padding on the left
     assert sum(1 for s in first if s.text == UPPER_HALF) == 8
+
+
+@pytest.mark.parametrize("renderer", ["kitty", "sixel"])
+async def test_graphics_renderers_mount_and_show_a_grid(renderer):
+    pytest.importorskip("textual_image")
+    from textual.app import App
+
+    from workbench.tui.sample_view import SampleView
+
+    class Host(App):
+        def compose(self):
+            yield SampleView(renderer)
+
+    app = Host()
+    async with app.run_test(size=(60, 20)) as pilot:
+        view = app.query_one(SampleView)
+        view.show(Image.new("RGB", (32, 32), (200, 10, 10)))
+        await pilot.pause(0.1)
+        assert view._graphics is not None and view._graphics.image is view.image

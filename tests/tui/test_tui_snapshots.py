@@ -14,7 +14,9 @@ import pytest
 from conftest import screen_text, wait_until
 from standin_engine import write_history
 
+from workbench.config import load_config
 from workbench.engine.rundir import RunDirectory
+from workbench.plugin_host import PluginHost
 from workbench.tui.app import WorkbenchApp
 from workbench.tui.setup_screen import SetupScreen
 
@@ -46,8 +48,10 @@ async def settled_text(pilot, app) -> str:
 
 
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
-async def test_setup_view(config, size):
-    app = WorkbenchApp(config)
+async def test_setup_view(in_tmp_cwd, size):
+    host = PluginHost(load_entry_points=False, builtins=("snapshot_plugins",))
+    config = load_config(None, ["run.dir=runs"], host=host)
+    app = WorkbenchApp(config, host=host)
     async with app.run_test(size=size) as pilot:
         await wait_until(pilot, lambda: isinstance(app.screen, SetupScreen), what="setup view")
         check_snapshot(f"setup_{size[0]}x{size[1]}", await settled_text(pilot, app))

@@ -98,8 +98,6 @@ class WorkbenchApp(App):
         status = run.read_status()
         model.state = status.get("state", "starting")
         model.total_steps = int(status.get("total_steps", 0) or 0)
-        if self.renderer_note:
-            model.note("info", f"sample images: {self.renderer} ({self.renderer_note})")
         screen = RunScreen(model, smoothing=self.config.ui.loss_smoothing, renderer=self.renderer, attached=attached)
         if self.is_setup_shown():
             self.switch_screen(screen)
@@ -116,15 +114,22 @@ class WorkbenchApp(App):
             return
         self.model.apply(batch.events)
         self.remember_images(batch.images)
+        if self.renderer_note:  # after the replayed history, so the log stays in time order
+            self.model.note("info", f"sample images: {self.renderer} ({self.renderer_note})")
+            self.renderer_note = ""
         if batch.process_gone:
             self.model.mark_process_gone(batch.exit_code, batch.log_tail)
         if batch.process_gone or any(e.kind in ("failed", "finished", "state") for e in batch.events):
             self.redraw()  # state changes show at once; metrics wait for the next tick
 
     def redraw(self) -> None:
+        from workbench.tui.samples_screen import SamplesScreen
+
         for screen in self.screen_stack:
             if isinstance(screen, RunScreen):
                 screen.refresh_views()
+            elif isinstance(screen, SamplesScreen) and self.model is not None:
+                screen.add_grids(self.model.samples)
 
     def remember_images(self, images: dict[str, Any]) -> None:
         self.images.update(images)

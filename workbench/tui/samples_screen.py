@@ -18,7 +18,7 @@ class SamplesScreen(Screen):
     def __init__(self, run_name: str, grids: list[tuple[int, str]], renderer: str):
         super().__init__()
         self.run_name = run_name
-        self.grids = grids
+        self.grids = list(grids)
         self.renderer = renderer
 
     def compose(self) -> ComposeResult:
@@ -36,6 +36,13 @@ class SamplesScreen(Screen):
             options = self.query_one(OptionList)
             options.highlighted = len(self.grids) - 1
             self.show(len(self.grids) - 1)
+
+    def add_grids(self, grids: list[tuple[int, str]]) -> None:
+        """Grids the engine wrote while this screen was open join the list."""
+        options = self.query_one(OptionList)
+        for index in range(len(self.grids), len(grids)):
+            self.grids.append(grids[index])
+            options.add_option(Option(f"step {grids[index][0]}", id=str(index)))
 
     def on_option_list_option_highlighted(self, event: OptionList.OptionHighlighted) -> None:
         self.show(int(event.option.id))
