@@ -188,3 +188,19 @@ async def test_a_failing_worker_becomes_a_visible_error(config, tmp_path):
         await wait_until(pilot, lambda: any("disk on fire" in e.text for e in app.model.log), what="error entry")
         assert app.is_running
         await wait_until(pilot, lambda: "disk on fire" in screen_text(app), what="error on screen")
+
+
+async def test_a_drawing_error_is_shown_not_fatal(config, tmp_path, monkeypatch):
+    run = RunDirectory.create(tmp_path / "runs", "done")
+    write_history(run)
+
+    def broken(self, *, force=False):
+        raise ValueError("bad pixel")
+
+    app = WorkbenchApp(config, run=run, watch_interval_s=0.05)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_until(pilot, lambda: app.model and app.model.state == "finished", what="finished state")
+        monkeypatch.setattr(RunScreen, "refresh_views", broken)
+        app.redraw()
+        assert app.is_running
+        assert any("redrawing failed: ValueError: bad pixel" in e.text for e in app.model.log)

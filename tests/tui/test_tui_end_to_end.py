@@ -11,6 +11,7 @@ from workbench.config import load_config
 from workbench.tui.app import WorkbenchApp
 from workbench.tui.run_screen import RunScreen
 from workbench.tui.sample_view import SampleView
+from workbench.tui.samples_screen import SamplesScreen
 from workbench.tui.setup_screen import SetupScreen
 
 NEEDED = ("workbench.engine.trainer", "workbench.commands.train", "workbench_plugins.backbones",
@@ -41,5 +42,11 @@ async def test_a_real_tiny_run_from_the_setup_view(in_tmp_cwd):
                          what="the run to stop")
         assert app.model.checkpoints  # stopping (or finishing) keeps a checkpoint
         assert not app.model.failure
+        await pilot.press("g")  # the samples browser: the denoising progression of the last checkpoint
+        assert isinstance(app.screen, SamplesScreen)
+        await wait_until(pilot, lambda: app.screen.check_action("progression", ()) is True, what="checkpoint seen")
+        await pilot.press("d")
+        await wait_until(pilot, lambda: not app.screen.busy, timeout_s=240, what="the progression strip")
+        assert "denoising progression" in app.screen.query_one(SampleView).border_title, app.model.log[-1]
     assert app.process is not None
     assert app.process.wait(timeout=60) == 0

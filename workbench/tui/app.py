@@ -60,6 +60,7 @@ class WorkbenchApp(App):
         self.stop_watching = threading.Event()
         self.images: dict[str, Any] = {}
         self.exit_note = ""
+        self.reported: set[str] = set()
 
     def on_mount(self) -> None:
         if self.initial_run is not None:
@@ -125,11 +126,14 @@ class WorkbenchApp(App):
     def redraw(self) -> None:
         from workbench.tui.samples_screen import SamplesScreen
 
-        for screen in self.screen_stack:
-            if isinstance(screen, RunScreen):
-                screen.refresh_views()
-            elif isinstance(screen, SamplesScreen) and self.model is not None:
-                screen.add_grids(self.model.samples)
+        try:
+            for screen in self.screen_stack:
+                if isinstance(screen, RunScreen):
+                    screen.refresh_views()
+                elif isinstance(screen, SamplesScreen) and self.model is not None:
+                    screen.add_grids(self.model.samples)
+        except Exception as exc:  # noqa: BLE001 - a drawing bug must not take the run view down
+            self.report_failure("redrawing", exc)
 
     def remember_images(self, images: dict[str, Any]) -> None:
         self.images.update(images)
@@ -162,13 +166,17 @@ class WorkbenchApp(App):
     # -- one place for worker failures -------------------------------------------------------------
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
-        if event.state != WorkerState.ERROR:
+        if event.state == WorkerState.ERROR:
+            self.report_failure(event.worker.name or "background task", event.worker.error)
+
+    def report_failure(self, what: str, error: BaseException) -> None:
+        """Worker failures and drawing errors: a line in the event log and a notification, once each."""
+        text = f"{what} failed: {type(error).__name__}: {error}"
+        if text in self.reported:
             return
-        error = event.worker.error
-        text = f"{event.worker.name or 'background task'} failed: {type(error).__name__}: {error}"
+        self.reported.add(text)
         if self.model is not None:
             self.model.note("error", text)
-            self.redraw()
         self.notify(text, severity="error", timeout=15)
 
     # -- screens and quitting ----------------------------------------------------------------------
@@ -199,7 +207,7 @@ class WorkbenchApp(App):
         grids = list(self.model.samples)
         if not grids and self.run_dir is not None:
             grids = [(int(p.stem.split("_")[-1]), str(p)) for p in self.run_dir.sample_grids()]
-        self.push_screen(SamplesScreen(self.model.name, grids, self.renderer))
+        self.push_screen(SamplesScreen(self.model.name, grids, self.renderer, self.model.path))
 
     async def action_quit(self) -> None:
         self.action_request_quit()

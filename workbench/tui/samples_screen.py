@@ -1,7 +1,18 @@
-"""Browse the sample grids of a run over training steps."""
+"""Browse the sample grids of a run over training steps, and the denoising progression of its checkpoint.
+
+The progression comes from `ddpm-workbench sample --strip` (workbench.export) run as a separate process in a
+thread worker, so sampling never blocks the UI and never runs inside it.
+"""
 
 from __future__ import annotations
 
+import importlib.util
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
@@ -13,11 +24,16 @@ from workbench.tui.sample_view import SampleView
 
 
 class SamplesScreen(Screen):
-    BINDINGS = [Binding("escape,q,g,f4", "app.pop_screen", "Back")]
+    BINDINGS = [
+        Binding("escape,q,g,f4", "app.pop_screen", "Back"),
+        Binding("d", "progression", "Denoising progression"),
+    ]
 
-    def __init__(self, run_name: str, grids: list[tuple[int, str]], renderer: str):
+    def __init__(self, run_name: str, grids: list[tuple[int, str]], renderer: str, run_path: str = ""):
         super().__init__()
         self.run_name = run_name
+        self.run_path = Path(run_path) if run_path else None
+        self.busy = False
         self.grids = list(grids)
         self.renderer = renderer
 
@@ -39,7 +55,10 @@ class SamplesScreen(Screen):
 
     def add_grids(self, grids: list[tuple[int, str]]) -> None:
         """Grids the engine wrote while this screen was open join the list."""
-        options = self.query_one(OptionList)
+        found = self.query(OptionList)
+        if len(grids) <= len(self.grids) or not found:
+            return
+        options = found.first()
         for index in range(len(self.grids), len(grids)):
             self.grids.append(grids[index])
             options.add_option(Option(f"step {grids[index][0]}", id=str(index)))
@@ -52,3 +71,46 @@ class SamplesScreen(Screen):
         view = self.query_one(SampleView)
         view.show(self.app.sample_image(path))
         view.border_title = f"step {step} · {path}"
+
+    # -- denoising progression of the latest checkpoint --------------------------------------------
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "progression":
+            if importlib.util.find_spec("workbench.commands.sample") is None or self.run_path is None:
+                return False
+            if self.busy or not (self.run_path / "checkpoints" / "latest.pt").exists():
+                return None
+        return True
+
+    def action_progression(self) -> None:
+        self.busy = True
+        self.refresh_bindings()
+        self.query_one(SampleView).border_title = "sampling the denoising progression of the latest checkpoint…"
+        self.make_progression(self.run_path)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, name="denoising progression")
+    def make_progression(self, run_path: Path) -> None:
+        folder = run_path / "progression"
+        folder.mkdir(exist_ok=True)
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        strip = folder / f"strip-{stamp}.png"
+        command = [sys.executable, "-m", "workbench", "sample", "--run", str(run_path), "--n", "4",
+                   "--out", str(folder / f"grid-{stamp}.png"), "--strip", str(strip), "--quiet"]
+        done = subprocess.run(command, stdin=subprocess.DEVNULL, capture_output=True, text=True)
+        if done.returncode != 0:
+            lines = [line for line in (done.stderr or done.stdout).splitlines() if line.strip()]
+            raise RuntimeError(lines[-1] if lines else f"`ddpm-workbench sample` exited with {done.returncode}")
+        self.app.call_from_thread(self.show_progression, str(strip))
+
+    def show_progression(self, path: str) -> None:
+        self.busy = False
+        self.refresh_bindings()
+        view = self.query_one(SampleView)
+        view.show(self.app.sample_image(path))
+        view.border_title = f"denoising progression (x_t and predicted x0 over t) · {path}"
+
+    def on_worker_state_changed(self, event) -> None:
+        if event.worker.name == "denoising progression" and event.state.name in ("ERROR", "CANCELLED"):
+            self.busy = False
+            self.refresh_bindings()
+            self.query_one(SampleView).border_title = "no progression (see the error)"
