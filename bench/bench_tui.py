@@ -26,7 +26,7 @@ from workbench.config import load_config
 
 TINY_RUN = [
     "dataset.name=synthetic", "dataset.count=256", "dataset.size=16", "backbone.preset=tiny",
-    "train.batch_size=32", "train.log_every=5", "train.sample_every=0", "train.checkpoint_every=0",
+    "backbone.base_channels=16", "train.batch_size=16", "train.log_every=5", "train.sample_every=0", "train.checkpoint_every=0",
     "train.warmup_steps=5", "sample.steps=5", "sample.n=4",
 ]
 
@@ -89,7 +89,7 @@ def describe_ms(name: str, values: list[float]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=150)
+    parser.add_argument("--steps", type=int, default=100)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--set", dest="overrides", action="append", default=[])
     parser.add_argument("--runs-dir", default=None, help="where the runs go (default: a new temporary folder)")
@@ -112,7 +112,8 @@ def main() -> None:
                 cpu_shares.append(cpu_share)
             img_s, windows = median_img_per_s(path)
             results[mode].append(img_s)
-            print(f"round {round_ + 1} {mode:8s}: {img_s:8.1f} img/s (median of {windows} log windows) {path}")
+            print(f"round {round_ + 1} {mode:8s}: {img_s:8.1f} img/s (median of {windows} log windows) {path}",
+                  flush=True)
     head, tui = statistics.mean(results["headless"]), statistics.mean(results["tui"])
     spread = max(results["headless"]) - min(results["headless"]) if len(results["headless"]) > 1 else 0.0
     print(f"headless : {head:8.1f} img/s (spread between rounds {spread:.1f})")

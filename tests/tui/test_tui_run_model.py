@@ -99,3 +99,17 @@ def test_log_tail_is_the_last_non_empty_line(tmp_path):
     log.write_text("Traceback...\n  File x\nRuntimeError: boom\n\n")
     assert read_log_tail(log) == "RuntimeError: boom"
     assert read_log_tail(tmp_path / "missing.log") == ""
+
+
+def test_smoothing_extended_as_values_arrive_equals_smoothing_all_at_once():
+    grown, whole = RunModel(), RunModel()
+    values = [0.9, 0.5, 0.7, 0.2, 0.3, 0.25]
+    for i, v in enumerate(values[:3]):
+        grown.apply([metrics(i, v)])
+    first = list(grown.smoothed_loss(0.8))
+    for i, v in enumerate(values[3:], start=3):
+        grown.apply([metrics(i, v)])
+    whole.apply([metrics(i, v) for i, v in enumerate(values)])
+    assert grown.smoothed_loss(0.8) == pytest.approx(whole.smoothed_loss(0.8))
+    assert grown.smoothed_loss(0.8)[:3] == pytest.approx(first)
+    assert grown.smoothed_loss(0.5) == pytest.approx(whole.smoothed_loss(0.5))  # another factor: recomputed

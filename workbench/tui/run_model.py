@@ -54,6 +54,7 @@ class RunModel:
     failure: str = ""  # one line shown in the error banner; empty while nothing went wrong
     kept: str = ""     # what survives a failure
     version: int = 0   # bumped by every change, so views redraw only when something changed
+    _smoothing: dict = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def step(self) -> int:
@@ -140,12 +141,20 @@ class RunModel:
     # -- derived series ----------------------------------------------------------------------------
 
     def smoothed_loss(self, factor: float) -> list[float]:
-        """Exponential moving average of the loss, bias-corrected like TensorBoard's (factor 0: raw)."""
-        out, avg, weight = [], 0.0, 0.0
-        for value in self.loss_values:
+        """Exponential moving average of the loss, bias-corrected like TensorBoard's (factor 0: raw).
+
+        Extended incrementally: a redraw costs the new values, not the whole history."""
+        cache = self._smoothing
+        if cache.get("factor") != factor:
+            cache.clear()
+            cache.update(factor=factor, values=[], avg=0.0, weight=0.0)
+        out = cache["values"]
+        avg, weight = cache["avg"], cache["weight"]
+        for value in self.loss_values[len(out):]:
             avg = factor * avg + (1 - factor) * value
             weight = factor * weight + (1 - factor)
             out.append(avg / weight if weight else value)
+        cache["avg"], cache["weight"] = avg, weight
         return out
 
     def _kept_guess(self) -> str:
