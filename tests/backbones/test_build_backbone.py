@@ -221,3 +221,27 @@ def test_plugins_describe_lists_every_backbone_with_params_and_flops(capsys):
     assert plugins_command.run(argparse.Namespace(json=False, describe=True)) == 0
     text = capsys.readouterr().out
     assert "plain-conv" in text and "GFLOPs/img" in text and "failed" in text
+
+
+def test_the_documented_diffusers_wrapper_builds_when_diffusers_is_installed():
+    diffusers = pytest.importorskip("diffusers")
+
+    class DiffusersUNet(nn.Module):  # as in docs/backbones.md
+        def __init__(self, in_channels, out_channels, image_size, width=64):
+            super().__init__()
+            self.net = diffusers.UNet2DModel(sample_size=image_size, in_channels=in_channels,
+                                             out_channels=out_channels,
+                                             block_out_channels=(width, 2 * width, 2 * width, 2 * width))
+
+        def forward(self, x, t, y=None):
+            return self.net(x, t).sample
+
+    class Plugin:
+        @hookimpl
+        def register_backbones(self, register):
+            register("diffusers-unet", DiffusersUNet, params={"width": 64}, description="diffusers UNet2DModel")
+
+    host = host_with(Plugin(), builtins=())
+    model = build_backbone(section("diffusers-unet", width=32), in_channels=1, out_channels=2, image_size=16,
+                           host=host)
+    assert isinstance(model.net, diffusers.UNet2DModel)

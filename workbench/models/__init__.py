@@ -19,7 +19,7 @@ A wrapper around any module (e.g. diffusers' UNet2DModel) is ten lines:
         def __init__(self, in_channels, out_channels, image_size, width=64):
             super().__init__()
             self.net = UNet2DModel(sample_size=image_size, in_channels=in_channels,
-                                   out_channels=out_channels, block_out_channels=(width, 2 * width))
+                                   out_channels=out_channels, block_out_channels=(width,) + (2 * width,) * 3)
         def forward(self, x, t, y=None):
             return self.net(x, t).sample
 
