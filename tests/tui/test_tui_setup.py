@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import wait_until
+from conftest import screen_text, wait_until
 from standin_engine import ScriptedEngine
 from textual.widgets import Input, Select, Static
 
@@ -44,7 +44,11 @@ async def type_into(pilot, app, widget_id: str, text: str) -> None:
 
 
 def error_under(app, widget_id: str) -> str:
-    return str(app.screen.query_one(f"#error-{widget_id}", Static).render())
+    """The error shown under a field: empty when there is none, and it must really be on screen."""
+    message = app.screen.query_one(f"#error-{widget_id}", Static)
+    text = str(message.render())
+    assert message.display == bool(text)
+    return text
 
 
 async def test_the_form_starts_from_the_config_and_its_overrides(in_tmp_cwd, tmp_path):
@@ -66,6 +70,8 @@ async def test_errors_appear_under_the_field_as_you_type(config, tmp_path):
         form = app.screen.query_one(ConfigForm)
         await type_into(pilot, app, "train-lr", "0")
         assert "[train] lr = 0" in error_under(app, "train-lr") and "out of range" in error_under(app, "train-lr")
+        await pilot.pause(0.1)
+        assert "[train] lr = 0.0 is out of range" in screen_text(app)  # visible, under the field
         assert app.screen.check_action("start", ()) is None
         await pilot.press("ctrl+r")
         assert launcher.configs == []  # an invalid form starts nothing

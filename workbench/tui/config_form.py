@@ -134,9 +134,13 @@ class ConfigForm(VerticalScroll):
         for field in FIELDS:
             mine = bool(target) and target == (field.section, field.key)
             placed = placed or mine
-            self.query_one(f"#error-{field.id}", Static).update(Text(self.error if mine else ""))
+            message = self.query_one(f"#error-{field.id}", Static)
+            message.update(Text(self.error if mine else ""))
+            message.display = mine
             self.query_one(f"#field-{field.id}").set_class(mine, "invalid")
-        self.query_one("#form-error", Static).update(Text("" if placed else self.error))
+        general = self.query_one("#form-error", Static)
+        general.update(Text("" if placed else self.error))
+        general.display = bool(self.error) and not placed
         self.post_message(self.Changed(self))
 
     def show_plugin_fields(self) -> None:
