@@ -61,6 +61,8 @@ def error_field(message: str) -> tuple[str, str] | None:
 class ConfigForm(VerticalScroll):
     """Holds the last valid `Config` in `.config`; `.error` is empty while the form is valid."""
 
+    can_focus = False  # focus goes straight to the first field, not to the scrolling container
+
     class Changed(Message):
         def __init__(self, form: "ConfigForm"):
             super().__init__()
@@ -95,6 +97,7 @@ class ConfigForm(VerticalScroll):
 
     def on_mount(self) -> None:
         self.validate_form()
+        self.query_one(f"#{FIELDS[0].id}").focus()
 
     def on_input_changed(self, event: Input.Changed) -> None:
         event.stop()
