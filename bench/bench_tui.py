@@ -47,7 +47,7 @@ def headless(config) -> Path:
     return run.path
 
 
-async def watched(config) -> tuple[Path, list[float], list[float], float]:
+async def watched(config, press_keys: bool = True) -> tuple[Path, list[float], list[float], float]:
     """Run with the app watching; returns (run path, key dispatch latencies, screen switch times, CPU share)."""
     from workbench.tui.app import WorkbenchApp
     from workbench.tui.plugins_screen import PluginsScreen
@@ -67,7 +67,7 @@ async def watched(config) -> tuple[Path, list[float], list[float], float]:
     async with app.run_test(size=(160, 48)) as pilot:
         while app.model is None or app.model.is_live:
             await pilot.pause(1.0)
-            if app.model is None or app.model.metrics is None:
+            if app.model is None or app.model.metrics is None or not press_keys:
                 continue
             pressed[0] = time.perf_counter()
             await pilot.press("i")  # open the plugins screen...
@@ -92,6 +92,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=100)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--set", dest="overrides", action="append", default=[])
+    parser.add_argument("--no-keys", action="store_true", help="only watch: press no keys during the TUI runs")
     parser.add_argument("--runs-dir", default=None, help="where the runs go (default: a new temporary folder)")
     args = parser.parse_args()
     runs_dir = args.runs_dir or tempfile.mkdtemp(prefix="bench-tui-")
@@ -106,7 +107,7 @@ def main() -> None:
             if mode == "headless":
                 path = headless(config)
             else:
-                path, keys, screens, cpu_share = asyncio.run(watched(config))
+                path, keys, screens, cpu_share = asyncio.run(watched(config, press_keys=not args.no_keys))
                 dispatch.extend(keys)
                 switch.extend(screens)
                 cpu_shares.append(cpu_share)
@@ -120,7 +121,7 @@ def main() -> None:
     print(f"with TUI : {tui:8.1f} img/s")
     print(f"overhead : {100 * (head - tui) / head:+.1f}% (target: at most 3%)")
     print(f"TUI process CPU while watching: {100 * statistics.mean(cpu_shares):.1f}% of one core "
-          "(app, watcher thread and test driver together)")
+          f"(app, watcher thread and test driver together{'' if args.no_keys else ', a screen switch a second'})")
     if dispatch:
         print(describe_ms("key -> action start (target: within 100 ms)", dispatch))
         print(describe_ms("key -> new screen shown", switch))

@@ -61,6 +61,7 @@ class WorkbenchApp(App):
         self.images: dict[str, Any] = {}
         self.exit_note = ""
         self.reported: set[str] = set()
+        self.plugins_screen = None
 
     def on_mount(self) -> None:
         if self.initial_run is not None:
@@ -185,7 +186,9 @@ class WorkbenchApp(App):
         from workbench.tui.plugins_screen import PluginsScreen
 
         if not isinstance(self.screen, PluginsScreen):
-            self.push_screen(PluginsScreen(self.host))
+            if self.plugins_screen is None:  # built once: the installed plugins do not change while we run
+                self.plugins_screen = PluginsScreen(self.host)
+            self.push_screen(self.plugins_screen)
 
     def action_show_schedules(self) -> None:
         from workbench.tui.schedule_screen import ScheduleScreen
