@@ -30,7 +30,7 @@ def config(in_tmp_cwd):
     return load_config(None, ["run.dir=runs"])
 
 
-async def wait_until(pilot, predicate, timeout_s: float = 10.0, what: str = "condition") -> None:
+async def wait_until(pilot, predicate, timeout_s: float = 30.0, what: str = "condition") -> None:
     """Let the app run until `predicate()` holds; fail with `what` when it never does."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout_s
