@@ -152,7 +152,7 @@ async def test_a_killed_engine_process_is_shown_as_a_failure(config, tmp_path):
     app = WorkbenchApp(config, watch_interval_s=0.05, launcher=lambda cfg: (run, process), run_now=True)
     try:
         async with app.run_test(size=(100, 30)) as pilot:
-            await wait_until(pilot, lambda: app.model and app.model.metrics is not None, timeout_s=30,
+            await wait_until(pilot, lambda: app.model and app.model.metrics is not None, timeout_s=60,
                              what="first metrics from the stand-in process")
             os.kill(process.pid, signal.SIGKILL)
             await wait_until(pilot, lambda: app.model.state == "failed", what="failure after the kill")
