@@ -189,3 +189,11 @@ def test_an_existing_run_directory_is_not_overwritten_without_resume(finished_ru
 
     with pytest.raises(WorkbenchError, match="already holds a trained run"):
         train(tiny_config(run.path.parent), run_dir=run.path)
+
+
+def test_resuming_a_finished_run_says_how_to_train_longer(tmp_path):
+    train(tiny_config(tmp_path, "train.steps=2", "run.name=done"))
+    recorder = Recorder()
+    train(tiny_config(tmp_path, "train.steps=2"), resume="done", on_event=recorder)
+    assert any("raise it to train longer" in w.message for w in recorder.of("warning"))
+    assert recorder.of("finished")[0].step == 2 and not recorder.of("metrics")

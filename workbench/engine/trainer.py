@@ -158,6 +158,9 @@ class Trainer:
             problem = self.pub.start_tensorboard(c.start_step)
             if problem:
                 self._warn(problem)
+        if point is not None and c.start_step >= cfg.train.steps:
+            self._warn(f"the run is already at step {c.start_step} of train.steps = {cfg.train.steps}; "
+                       f"raise it to train longer, e.g. --set train.steps={2 * cfg.train.steps}")
         if point is not None and len(point.state.get("data_ranks") or []) != c.ctx.world_size:
             self._warn(f"the checkpoint was written by {point.state.get('world_size')} rank(s), this run has "
                        f"{c.ctx.world_size}; the data order starts afresh")
