@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from workbench.engine.optim import EMA, ema_decay_at, lr_at
-from workbench.engine.trainer import clip_gradients
+from workbench.engine.optim import clip_gradients
 
 
 def test_warmup_is_linear_from_lr_over_warmup_to_lr():

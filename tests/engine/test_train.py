@@ -136,7 +136,7 @@ def test_stop_event_writes_a_checkpoint_and_finishes_stopped(tmp_path):
 
 
 def test_control_channel_drives_sample_checkpoint_pause_resume_and_stop(tmp_path, monkeypatch):
-    monkeypatch.setattr("workbench.engine.trainer.CONTROL_POLL_S", 0.0)
+    monkeypatch.setattr("workbench.engine.control.CONTROL_POLL_S", 0.0)
     holder = {}
 
     def drive(event):

@@ -16,40 +16,28 @@ from pathlib import Path
 
 import torch
 
-from workbench.diffusion import randn, sample_images
+from workbench.diffusion import randn
 from workbench.engine import distributed as dist_utils
 from workbench.engine.checkpoint import load_checkpoint, save_run_checkpoint
+from workbench.engine.control import ControlInbox
 from workbench.engine.events import (CheckpointSaved, RunFailed, RunFinished, RunStarted, RunWarning,
                                      SamplesReady, StateChanged, StepMetrics)
-from workbench.engine.grid import make_grid, save_grid, to_uint8
+from workbench.engine.grid import save_grid
 from workbench.engine.metrics import (MetricWindow, Throughput, gpu_memory_peak, gpu_utilization, peak_flops)
-from workbench.engine.optim import lr_for_config, set_lr
+from workbench.engine.optim import clip_gradients, lr_for_config, set_lr
+from workbench.engine.previews import preview_grid
 from workbench.engine.publish import Publisher
-from workbench.engine.rundir import CONTROL_COMMANDS, RunDirectory
-from workbench.engine.setup import (Components, build_components, check_resume_config, derived_seed,
-                                    find_resume_point, load_weights, rank_rng_state, training_state)
+from workbench.engine.rundir import RunDirectory
+from workbench.engine.setup import (build_components, check_resume_config, find_resume_point, load_weights,
+                                    rank_rng_state, training_state)
 from workbench.errors import WorkbenchError
 
-CONTROL_POLL_S = 0.5        # how often the control folder is listed (wall time)
 BAD_WINDOWS_BEFORE_RESTORE = 3
 MAX_RESTORES = 3
 
 
 class TrainingFailed(WorkbenchError):
     """Training started but could not go on; the run directory says what survives."""
-
-
-def clip_gradients(params: list[torch.Tensor], max_norm: float) -> torch.Tensor:
-    """The global gradient 2-norm before clipping (a device tensor, no sync); clips to max_norm when > 0."""
-    grads = [p.grad for p in params if p.grad is not None]
-    if not grads:
-        return torch.zeros((), device=params[0].device)
-    if hasattr(torch.nn.utils, "get_total_norm"):
-        norm = torch.nn.utils.get_total_norm(grads, foreach=True)
-        if max_norm > 0:
-            torch.nn.utils.clip_grads_with_norm_(params, max_norm, norm, foreach=True)
-        return norm
-    return torch.nn.utils.clip_grad_norm_(params, max_norm if max_norm > 0 else float("inf"), foreach=True)
 
 
 class Trainer:
@@ -66,7 +54,6 @@ class Trainer:
         self.last_sample_step = -1
         self.bad_windows = 0
         self.restores = 0
-        self._next_poll = 0.0
         self._last_log_step = 0
 
     # -- setup -------------------------------------------------------------------------------------
@@ -164,6 +151,7 @@ class Trainer:
         if point is not None and len(point.state.get("data_ranks") or []) != c.ctx.world_size:
             self._warn(f"the checkpoint was written by {point.state.get('world_size')} rank(s), this run has "
                        f"{c.ctx.world_size}; the data order starts afresh")
+        self.inbox = ControlInbox(self.run, c.ctx, c.device, self.stop_event, agree_every=cfg.train.log_every)
         self.params = [p for p in c.model.parameters() if p.requires_grad]
         self.throughput = Throughput()
         self.session_start = time.perf_counter()
@@ -173,7 +161,7 @@ class Trainer:
     def _loop(self) -> None:
         total = self.cfg.train.steps
         while self.step < total:
-            self._handle_control(self._collect_control())
+            self._handle_control(self.inbox.at_step(self.step))
             if self.stop_requested:
                 break
             self._train_step()
@@ -273,28 +261,13 @@ class Trainer:
         else:
             self.bad_windows = 0
 
-    @torch.no_grad()
     def _sample(self) -> None:
         c = self.c
         self.last_sample_step = self.step
         if not c.ctx.is_main:
             return
         started = time.perf_counter()
-        net = c.ema.module if c.ema is not None else c.model
-        was_training = net.training
-        net.eval()
-        labels = c.sample_labels
-        model_fn = (lambda x, t: net(x, t, y=labels)) if labels is not None else net
-        generator = torch.Generator().manual_seed(derived_seed(self.cfg.run.seed, "sampler"))
-        try:
-            with c.precision.autocast(c.device):
-                images = sample_images(model_fn, c.diffusion, c.sampler, tuple(c.sample_noise.shape),
-                                       steps=self.cfg.sample.steps, generator=generator, device=c.device,
-                                       clip_x0=self.cfg.sample.clip_x0,
-                                       dynamic_threshold=self.cfg.sample.dynamic_threshold, noise=c.sample_noise)
-        finally:
-            net.train(was_training)
-        grid = make_grid(to_uint8(images))
+        grid = preview_grid(c)
         path = self.run.sample_path(self.step)
         save_grid(grid, path)
         self.pub.emit(SamplesReady(step=self.step, path=str(path), image=grid))
@@ -351,33 +324,6 @@ class Trainer:
 
     # -- control -----------------------------------------------------------------------------------
 
-    def _collect_control(self) -> list[str]:
-        """Commands since the last look: the stop event (Ctrl-C, SIGTERM, a TUI) and the control folder,
-        listed at most every CONTROL_POLL_S seconds. Under torchrun the ranks agree at log steps."""
-        commands = []
-        if self.stop_event is not None and self.stop_event.is_set():
-            commands.append("stop")
-        if self.c.ctx.is_main:
-            now = time.monotonic()
-            if now >= self._next_poll:
-                self._next_poll = now + CONTROL_POLL_S
-                commands.extend(self.run.take_control())
-        if self.c.ctx.enabled:
-            commands = self._agree(commands) if self.step % self.cfg.train.log_every == 0 else self._held(commands)
-        return commands
-
-    def _held(self, commands: list[str]) -> list[str]:
-        self._pending = getattr(self, "_pending", []) + commands
-        return []
-
-    def _agree(self, commands: list[str]) -> list[str]:
-        """All ranks act on the union of what any rank received (one small all-reduce)."""
-        commands = getattr(self, "_pending", []) + commands
-        self._pending = []
-        flags = torch.tensor([float(name in commands) for name in CONTROL_COMMANDS], device=self.c.device)
-        dist_utils.all_reduce_max(flags, self.c.ctx)
-        return [name for name, on in zip(CONTROL_COMMANDS, flags.tolist()) if on]
-
     def _handle_control(self, commands: list[str]) -> None:
         for command in commands:
             if command == "stop":
@@ -398,8 +344,7 @@ class Trainer:
         self._status("paused")
         while True:
             time.sleep(0.2)
-            self._next_poll = 0.0
-            commands = self._collect_control() if not self.c.ctx.enabled else self._agree(self._local_commands())
+            commands = self.inbox.while_paused()
             if "stop" in commands:
                 self._handle_control(["stop"])
                 break
@@ -410,12 +355,6 @@ class Trainer:
             self.pub.emit(StateChanged("resumed", step=self.step))
             self._status("running")
         self.throughput.exclude(time.perf_counter() - started)
-
-    def _local_commands(self) -> list[str]:
-        commands = ["stop"] if self.stop_event is not None and self.stop_event.is_set() else []
-        if self.c.ctx.is_main:
-            commands.extend(self.run.take_control())
-        return commands
 
     # -- ending ------------------------------------------------------------------------------------
 
