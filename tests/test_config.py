@@ -113,3 +113,9 @@ def test_config_is_read_only(in_tmp_cwd):
     cfg = load_config()
     with pytest.raises(AttributeError):
         cfg.train.lr = 1.0
+
+
+def test_default_sampling_steps_follow_a_shorter_schedule_but_explicit_ones_are_checked(in_tmp_cwd):
+    assert load_config(None, ["schedule.timesteps=20"]).sample.steps == 20
+    with pytest.raises(ConfigError, match=r"\[sample\] steps = 30 is more than \[schedule\] timesteps = 20"):
+        load_config(None, ["schedule.timesteps=20", "sample.steps=30"])

@@ -305,12 +305,15 @@ def resolve(raw: Mapping[str, Any], *, source: str = "built-in defaults", host=N
             params[section] = component.resolve_params(table, section=section)
             values.update(params[section])
         data[section] = values
-    cross_checks(data)
+    cross_checks(data, given=raw)
     return Config(data, params, source)
 
 
-def cross_checks(data: dict[str, dict[str, Any]]) -> None:
-    """Rules that involve more than one key."""
+def cross_checks(data: dict[str, dict[str, Any]], given: Mapping[str, Any]) -> None:
+    """Rules that involve more than one key. `given` is what the user wrote (file and --set)."""
+    if data["sample"]["steps"] > data["schedule"]["timesteps"] and "steps" not in given.get("sample", {}):
+        # The default number of sampling steps follows a shorter schedule instead of refusing it.
+        data["sample"]["steps"] = data["schedule"]["timesteps"]
     if data["sample"]["steps"] > data["schedule"]["timesteps"]:
         raise ConfigError(f"[sample] steps = {data['sample']['steps']} is more than [schedule] timesteps = "
                           f"{data['schedule']['timesteps']}; lower sample.steps")

@@ -312,8 +312,8 @@ def test_sampler_params_are_checked(in_tmp_cwd):
     sampler = build_sampler(cfg.sample)
     assert (sampler.eta, sampler.spacing) == (0.5, "trailing")
     with pytest.raises(ConfigError, match=r"eta = 2.0 must be in \[0, 1\]"):
-        load_config(overrides=["sample.eta=2"])
+        load_config(overrides=["sample.name=ddim", "sample.eta=2"])
     with pytest.raises(ConfigError, match="spacing = 'middle'"):
-        load_config(overrides=["sample.spacing=middle"])
+        load_config(overrides=["sample.name=ddim", "sample.spacing=middle"])
     with pytest.raises(ConfigError, match="variance = 'learned'"):
         load_config(overrides=["sample.name=ddpm", "sample.variance=learned"])
