@@ -24,6 +24,19 @@ def fresh_plugin_host():
 
 
 @pytest.fixture
+def one_torch_thread():
+    """One intra-op thread for tests of tiny tensors: there torch's thread hand-off costs more than the
+    arithmetic, and on a shared 2-core machine two spinning OpenMP threads made such tests 20-50x slower.
+    Test folders made of such tests use it for every test (see their conftest.py)."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+@pytest.fixture
 def in_tmp_cwd(tmp_path, monkeypatch):
     """Run in an empty folder, so a ./workbench.toml or ./runs of the repository is never picked up."""
     monkeypatch.chdir(tmp_path)

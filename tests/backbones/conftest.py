@@ -1,13 +1,8 @@
-"""Backbone tests run single-threaded: their tensors are small, and on a shared 2-core machine the
-per-op thread hand-off costs more than the arithmetic (a 2-image forward: ~15 ms on 1 thread vs ~300 ms)."""
+"""Backbone tests work on small tensors: every test runs on one torch thread (see tests/conftest.py)."""
 
 import pytest
-import torch
 
 
 @pytest.fixture(autouse=True)
-def one_torch_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
+def _single_thread(one_torch_thread):
     yield
-    torch.set_num_threads(previous)

@@ -16,20 +16,14 @@ TINY = [
 IMAGE_SIZE, TIMESTEPS = 16, 50
 
 
-@pytest.fixture(scope="session", autouse=True)
-def one_torch_thread():
-    """One intra-op thread while these tests run: on the shared 2-core machine, two OpenMP threads competing
-    with other processes made each tiny forward pass ~50x slower (spin-waiting), not faster."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
+@pytest.fixture(autouse=True)
+def _single_thread(one_torch_thread):
+    """Tiny tensors: one intra-op thread (see tests/conftest.py)."""
     yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="session")
-def tiny_run(one_torch_thread, tmp_path_factory) -> Path:
+def tiny_run(tmp_path_factory) -> Path:
     """The run directory of a model trained for 4 steps by the real engine (about a second on a CPU)."""
     from workbench.config import load_config
     from workbench.engine import train
