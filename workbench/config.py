@@ -67,7 +67,7 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "name": K("unet", "denoising network plugin"),
     },
     "train": {
-        "steps": K(1500, "optimizer steps to train for", min=1),
+        "steps": K(1000, "optimizer steps to train for", min=1),
         "batch_size": K(64, "global batch size (split across torchrun ranks)", min=1),
         "grad_accum": K(1, "micro-batches per optimizer step", min=1),
         "optimizer": K("adamw", "adam or adamw", choices=("adam", "adamw")),
