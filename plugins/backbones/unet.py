@@ -90,8 +90,19 @@ class ResBlock(nn.Module):
         return self.shortcut(x) + h
 
 
+def dot_product_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """softmax(q k^T / sqrt(d)) v over (B, heads, positions, d), d = channels per head (Ho et al. 2020 with one
+    head, ADM with several). On a CPU under bf16 autocast, two plain matmuls beat scaled_dot_product_attention:
+    its fused CPU kernel is slow for narrow heads (d = 16: 2.8x slower fused, 1.8x via its math path, forward +
+    backward) and about even at d = 256; positions are few in these U-Nets, so the (positions x positions)
+    scores are small. Elsewhere (CUDA, fp32) scaled_dot_product_attention picks a fused kernel."""
+    if q.device.type == "cpu" and torch.is_autocast_enabled("cpu"):
+        return torch.softmax((q * q.shape[-1] ** -0.5) @ k.transpose(-1, -2), dim=-1) @ v
+    return F.scaled_dot_product_attention(q, k, v)
+
+
 class AttentionBlock(nn.Module):
-    """Multi-head self-attention over all positions: GN, 1x1 q/k/v, scaled_dot_product_attention, 1x1 out."""
+    """Multi-head self-attention over all positions: GN, 1x1 q/k/v, softmax(q k^T / sqrt(d)) v, 1x1 out."""
 
     def __init__(self, channels: int, heads: int, groups: int):
         super().__init__()
@@ -102,12 +113,16 @@ class AttentionBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, c, height, width = x.shape
-        # (B, 3C, H, W) -> (3, B, heads, HW, C/heads)
-        qkv = self.qkv(self.norm(x)).reshape(b, 3, self.heads, c // self.heads, height * width)
-        q, k, v = qkv.permute(1, 0, 2, 4, 3).unbind(0)
-        h = F.scaled_dot_product_attention(q, k, v)  # scale 1/sqrt(C/heads), as Ho et al. with one head
-        h = h.transpose(-1, -2).reshape(b, c, height, width)
-        return x + self.proj(h)
+        # The 1x1 convolutions run as matmuls over positions, (B, HW, C) @ (C, 3C): on CPU that is ~25% faster
+        # than oneDNN's 1x1 convolution backward, and it leaves each head's channels with unit stride, which
+        # scaled_dot_product_attention's fused kernels need (with channels strided by HW it falls back to its
+        # slower math path). The parameters stay Conv2d weights, so checkpoints don't change.
+        h = self.norm(x).permute(0, 2, 3, 1)
+        qkv = F.linear(h, self.qkv.weight.view(3 * c, c), self.qkv.bias)
+        q, k, v = qkv.reshape(b, height * width, 3, self.heads, c // self.heads).permute(2, 0, 3, 1, 4).unbind(0)
+        h = dot_product_attention(q, k, v)
+        h = F.linear(h.transpose(1, 2).reshape(b, height, width, c), self.proj.weight.view(c, c), self.proj.bias)
+        return x + h.permute(0, 3, 1, 2)
 
 
 class Downsample(nn.Module):
