@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image, ImageSequence
 
 from tests.export.conftest import IMAGE_SIZE
@@ -61,18 +62,40 @@ def test_the_same_seed_gives_identical_images_and_another_seed_different_ones(ca
 
 @pytest.mark.parametrize("sampler", ["ddim", "dpm-solver++"])
 def test_deterministic_samplers_give_the_same_images_at_any_batch_size(capsys, tmp_path, tiny_checkpoint, sampler):
+    # in float32: under bf16 (the default on CPUs with AMX) a batch of 5 and of 2 round differently enough
+    # for a deterministic sampler to end a few levels apart
     whole = npz_images(capsys, tiny_checkpoint, tmp_path / "a.npz", "--sampler", sampler, "--n", "5",
-                       "--batch-size", "5")
+                       "--batch-size", "5", "--precision", "fp32")
     pieces = npz_images(capsys, tiny_checkpoint, tmp_path / "b.npz", "--sampler", sampler, "--n", "5",
-                        "--batch-size", "2")
+                        "--batch-size", "2", "--precision", "fp32")
     # float32 convolutions over a batch of 5 and of 2 may round differently in the last bit; after
     # quantising to 0..255 at most a pixel here and there can differ by one level
     assert np.abs(whole.astype(int) - pieces.astype(int)).max() <= 1
     assert (whole != pieces).mean() < 0.01
     # and image 3 is image 3: the first images of a longer run are the images of a shorter one
     prefix = npz_images(capsys, tiny_checkpoint, tmp_path / "c.npz", "--sampler", sampler, "--n", "2",
-                        "--batch-size", "2")
+                        "--batch-size", "2", "--precision", "fp32")
     assert np.array_equal(prefix, pieces[:2])
+
+
+def test_bf16_sampling_stays_close_to_float32(capsys, tmp_path, tiny_checkpoint):
+    args = ("--sampler", "ddim", "--steps", "10", "--n", "4")
+    full = npz_images(capsys, tiny_checkpoint, tmp_path / "a.npz", *args, "--precision", "fp32").astype(int)
+    half = npz_images(capsys, tiny_checkpoint, tmp_path / "b.npz", *args, "--precision", "bf16").astype(int)
+    assert not np.array_equal(full, half)  # bf16 really ran
+    assert np.abs(full - half).mean() < 3  # and it is the same model: a few levels of 255 on average
+
+
+def test_precision_auto_follows_the_training_rule():
+    from workbench.engine.setup import cpu_has_amx
+    from workbench.export.sampling import sampling_dtype
+
+    cpu = torch.device("cpu")
+    assert sampling_dtype("auto", cpu) == (torch.bfloat16 if cpu_has_amx() else None)
+    assert sampling_dtype("fp32", cpu) is None
+    assert sampling_dtype("bf16", cpu) == torch.bfloat16
+    with pytest.raises(ValueError, match="fp16"):
+        sampling_dtype("fp16", cpu)
 
 
 def test_eta_reaches_the_sampler(capsys, tmp_path, tiny_checkpoint):

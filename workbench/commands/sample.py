@@ -24,7 +24,7 @@ def positive_int(text: str) -> int:
 
 def add_arguments(parser) -> None:
     from workbench.export.defaults import (DEFAULT_FRAMES, DEFAULT_PROGRESSION_IMAGES, DEFAULT_STRIP_COLUMNS,
-                                           FORMATS)
+                                           FORMATS, PRECISIONS)
 
     source = parser.add_argument_group("model")
     source.add_argument("--run", metavar="RUN", help="a run: its name under --dir, a path to it, or 'latest'")
@@ -45,6 +45,9 @@ def add_arguments(parser) -> None:
     sampling.add_argument("--label", type=int, default=None,
                           help="class-conditional models: sample this class (default: cycle through all)")
     sampling.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda or cuda:N")
+    sampling.add_argument("--precision", choices=PRECISIONS, default="auto",
+                          help="network precision: auto = bf16 where training uses it (CUDA, CPUs with AMX), "
+                               "else fp32; fp32 gives the same images at any batch size")
     output = parser.add_argument_group("output")
     output.add_argument("--format", choices=FORMATS, default="grid",
                         help="grid: one PNG; pngs: a folder of PNGs; npz: uint8 (N, H, W, C) 'arr_0' for metric tools")
@@ -199,7 +202,7 @@ def run(args) -> int:
         n = args.n or bundle.cfg.sample.n
         settings = SampleSettings(n=n, steps=section.steps, seed=args.seed, batch_size=min(args.batch_size, n),
                                   clip_x0=section.clip_x0, dynamic_threshold=section.dynamic_threshold,
-                                  label=args.label)
+                                  label=args.label, precision=args.precision)
         recorder = None
         if args.progression or args.strip:
             recorder = ProgressionRecorder(args.frames, min(args.progression_images, n, settings.batch_size))
