@@ -93,7 +93,7 @@ class ResBlock(nn.Module):
 def dot_product_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     """softmax(q k^T / sqrt(d)) v over (B, heads, positions, d), d = channels per head (Ho et al. 2020 with one
     head, ADM with several). On a CPU under bf16 autocast, two plain matmuls beat scaled_dot_product_attention:
-    its fused CPU kernel is slow for narrow heads (d = 16: 2.8x slower fused, 1.8x via its math path, forward +
+    its fused CPU kernel is slow for narrow heads (d = 16: 5x slower fused, 1.8x via its math path, forward +
     backward) and about even at d = 256; positions are few in these U-Nets, so the (positions x positions)
     scores are small. Elsewhere (CUDA, fp32) scaled_dot_product_attention picks a fused kernel."""
     if q.device.type == "cpu" and torch.is_autocast_enabled("cpu"):
