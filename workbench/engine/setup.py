@@ -55,13 +55,18 @@ def cpu_has_amx() -> bool:
         return False
 
 
+def auto_precision(device: torch.device) -> str:
+    """What precision "auto" means on `device`: bf16 on CUDA GPUs that support it and on CPUs with AMX,
+    fp32 elsewhere. Training and sampling (workbench.export.sampling) both follow it."""
+    if device.type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+    return "bf16" if device.type == "cpu" and cpu_has_amx() else "fp32"
+
+
 def resolve_precision(train_cfg, device: torch.device) -> Precision:
     name = train_cfg.precision
     if name == "auto":
-        if device.type == "cuda":
-            name = "bf16" if torch.cuda.is_bf16_supported() else "fp32"
-        else:
-            name = "bf16" if device.type == "cpu" and cpu_has_amx() else "fp32"
+        name = auto_precision(device)
     if name == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
         raise ConfigError("[train] precision = \"bf16\" but this GPU has no bf16 support; use fp16 or auto")
     dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[name]

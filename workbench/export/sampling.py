@@ -57,19 +57,15 @@ def resolve_device(name: str | None) -> torch.device:
 
 
 def sampling_dtype(precision: str, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype for the network: bf16 or None (float32). "auto" follows training's rule: bf16 on
-    CUDA GPUs that support it and on CPUs with AMX (about 2x faster there), float32 elsewhere."""
+    """The autocast dtype for the network: bf16 or None (float32). "auto" follows training's rule
+    (`auto_precision`): bf16 on CUDA GPUs that support it and on CPUs with AMX (about 2x faster there)."""
     if precision not in PRECISIONS:
         raise ValueError(f"precision {precision!r} is not one of {', '.join(PRECISIONS)}")
-    if precision == "fp32":
-        return None
-    if precision == "bf16":
-        return torch.bfloat16
-    from workbench.engine.setup import cpu_has_amx
+    if precision == "auto":
+        from workbench.engine.setup import auto_precision
 
-    if device.type == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else None
-    return torch.bfloat16 if device.type == "cpu" and cpu_has_amx() else None
+        precision = auto_precision(device)
+    return torch.bfloat16 if precision == "bf16" else None
 
 
 def fast_model_fn(model: torch.nn.Module, device: torch.device, labels: torch.Tensor | None = None,
