@@ -89,10 +89,10 @@ def interleaved(contestants: dict, args) -> dict[str, list[float]]:
     from workbench.config import load_config
     from workbench.diffusion import GaussianDiffusion
     from workbench.engine.setup import resolve_precision
+    from workbench.export.sampling import resolve_device
 
     cfg = load_config(None, [f"run.device={args.device}"], search_cwd=False)
-    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
-                          ("cpu" if args.device == "auto" else args.device))
+    device = resolve_device(args.device)
     precision = resolve_precision(cfg.train, device)
     diffusion = GaussianDiffusion.from_config(cfg).to(device)
     generator = torch.Generator(device).manual_seed(0)

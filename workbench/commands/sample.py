@@ -186,12 +186,13 @@ def run(args) -> int:
     from workbench.engine.checkpoint import load_for_sampling
     from workbench.export.outputs import OutputPlan
     from workbench.export.progression import ProgressionRecorder
-    from workbench.export.sampling import SampleSettings, generate, resolve_device
+    from workbench.export.sampling import SampleSettings, generate, resolve_device, sampling_dtype
 
     check_source(args)
     warn_plugin_failures()
     check_sampler(args)
     device = resolve_device(args.device)
+    sampling_dtype(args.precision, device)  # a GPU without bf16 is refused here, before any output exists
     with OutputPlan() as plan:
         reserved = reserve_outputs(args, plan)
         bundle = load_for_sampling(run=args.run, checkpoint=args.checkpoint, base_dir=args.dir,

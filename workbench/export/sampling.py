@@ -65,6 +65,10 @@ def sampling_dtype(precision: str, device: torch.device) -> torch.dtype | None:
         from workbench.engine.setup import auto_precision
 
         precision = auto_precision(device)
+    if precision == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        from workbench.errors import UsageError
+
+        raise UsageError("--precision bf16: this GPU has no bf16 support; use --precision fp32 or auto")
     return torch.bfloat16 if precision == "bf16" else None
 
 
