@@ -40,6 +40,15 @@ async def wait_until(pilot, predicate, timeout_s: float = 30.0, what: str = "con
         await pilot.pause(0.05)
 
 
+def replayed(app, ending: str = "finished at step") -> bool:
+    """True once the run's recorded history has reached the app's model, up to its `ending` log entry.
+
+    The state alone is not enough: the app shows the status file's state ("finished") at once, before
+    the watcher's first batch replays the events, and that batch may land after anything a test does next.
+    """
+    return app.model is not None and any(entry.text.startswith(ending) for entry in app.model.log)
+
+
 def screen_text(app) -> str:
     """The current screen as plain text, one line per terminal row (colours dropped)."""
     import io

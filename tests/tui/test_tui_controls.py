@@ -12,7 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import screen_text, wait_until
+from conftest import replayed, screen_text, wait_until
 from standin_engine import ScriptedEngine, write_history
 
 from workbench.engine.rundir import RunDirectory
@@ -114,7 +114,7 @@ async def test_quit_on_a_finished_run_asks_nothing(config, tmp_path):
     write_history(run)
     app = WorkbenchApp(config, run=run, watch_interval_s=0.05)
     async with app.run_test(size=(80, 24)) as pilot:
-        await wait_until(pilot, lambda: app.model and app.model.state == "finished", what="finished state")
+        await wait_until(pilot, lambda: replayed(app), what="the replayed history")
         await pilot.press("q")
         await wait_until(pilot, lambda: not app.is_running, what="the app to exit")
 
@@ -124,7 +124,7 @@ async def test_attach_replays_the_whole_history(config, tmp_path):
     write_history(run, total_steps=300, log_every=10, sample_every=100, checkpoint_every=150)
     app = WorkbenchApp(config, run=run, watch_interval_s=0.05)
     async with app.run_test(size=(120, 40)) as pilot:
-        await wait_until(pilot, lambda: app.model and app.model.state == "finished", what="finished state")
+        await wait_until(pilot, lambda: replayed(app), what="the replayed history")
         assert app.model.loss_steps == list(range(10, 301, 10))
         assert [s for s, _ in app.model.samples] == [100, 200, 300]
         assert [s for s, _ in app.model.checkpoints] == [150, 300]
@@ -180,13 +180,14 @@ async def test_a_failing_worker_becomes_a_visible_error(config, tmp_path):
     write_history(run)
     app = WorkbenchApp(config, run=run, watch_interval_s=0.05)
     async with app.run_test(size=(100, 30)) as pilot:
-        await wait_until(pilot, lambda: app.model and app.model.state == "finished", what="finished state")
+        await wait_until(pilot, lambda: replayed(app), what="the replayed history")
 
         def broken():
             raise RuntimeError("disk on fire")
 
         app.run_worker(broken, name="test worker", thread=True, exit_on_error=False)
-        # failed once in a full-suite run and never again in ~10 reruns; say what was there if it recurs
+        # if this times out, say what the log and the screen held (it once raced the history replay, which
+        # pushed the error line out of view before `replayed` was waited for)
         try:
             await wait_until(pilot, lambda: any("disk on fire" in e.text for e in app.model.log), what="error entry")
             assert app.is_running
@@ -205,7 +206,7 @@ async def test_a_drawing_error_is_shown_not_fatal(config, tmp_path, monkeypatch)
 
     app = WorkbenchApp(config, run=run, watch_interval_s=0.05)
     async with app.run_test(size=(100, 30)) as pilot:
-        await wait_until(pilot, lambda: app.model and app.model.state == "finished", what="finished state")
+        await wait_until(pilot, lambda: replayed(app), what="the replayed history")
         monkeypatch.setattr(RunScreen, "refresh_views", broken)
         app.redraw()
         assert app.is_running

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 import pytest
-from conftest import screen_text, wait_until
+from conftest import replayed, screen_text, wait_until
 from standin_engine import write_history
 from textual.widgets import DataTable, OptionList
 
@@ -71,7 +71,7 @@ async def test_samples_browser_steps_through_the_grids(config):
     write_history(run, total_steps=300, sample_every=100)
     app = WorkbenchApp(config, run=run, watch_interval_s=0.05)
     async with app.run_test(size=(100, 30)) as pilot:
-        await wait_until(pilot, lambda: app.model and app.model.state == "finished", what="finished run")
+        await wait_until(pilot, lambda: replayed(app), what="the replayed history")
         await pilot.press("g")
         assert isinstance(app.screen, SamplesScreen)
         view = app.screen.query_one(SampleView)

@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 
 import pytest
-from conftest import screen_text, wait_until
+from conftest import replayed, screen_text, wait_until
 from standin_engine import write_history
 
 from workbench.config import load_config
@@ -63,7 +63,7 @@ async def test_run_view_of_a_finished_run(config, size):
     write_history(run)
     app = WorkbenchApp(config, run=run, watch_interval_s=0.05)
     async with app.run_test(size=size) as pilot:
-        await wait_until(pilot, lambda: app.model and app.model.state == "finished", what="finished run")
+        await wait_until(pilot, lambda: replayed(app), what="the replayed history")
         check_snapshot(f"run_finished_{size[0]}x{size[1]}", await settled_text(pilot, app))
 
 
@@ -73,7 +73,7 @@ async def test_run_view_of_a_failed_run(config, size):
     write_history(run, end="failed")
     app = WorkbenchApp(config, run=run, watch_interval_s=0.05)
     async with app.run_test(size=size) as pilot:
-        await wait_until(pilot, lambda: app.model and app.model.state == "failed", what="failed run")
+        await wait_until(pilot, lambda: replayed(app, "run failed at step"), what="the replayed failure")
         check_snapshot(f"run_failed_{size[0]}x{size[1]}", await settled_text(pilot, app))
 
 
