@@ -135,6 +135,19 @@ def test_alpha_bar_zero_gives_no_nan(prediction):
     assert float(d.snr(t)[0]) == 0.0
 
 
+def test_a_tiny_but_nonzero_alpha_bar_is_used_as_it_is():
+    # cosine's last alpha-bar is 2.4e-9 (sqrt 4.9e-5): Ho et al.'s x0 = (x_t - sqrt(1 - ab) eps) / sqrt(ab)
+    # must divide by it exactly; a floor there (only alpha-bar = 0 needs one) pulled x0 toward 0
+    d = GaussianDiffusion(build_schedule(schedule_section("cosine")), "eps")
+    t = torch.full((1,), 999)
+    ab = float(d.float64["alphas_cumprod"][999])
+    assert 0 < ab < 1e-8
+    x_t = torch.tensor([[[[math.sqrt(ab) * 0.7 + math.sqrt(1 - ab) * 0.3]]]], dtype=torch.float32)
+    x0 = d.predict_x0(torch.full_like(x_t, 0.3), x_t, t)
+    # float32 rounding of x_t (~6e-8) divided by sqrt(ab) bounds the error at ~1e-3
+    assert float(x0) == pytest.approx(0.7, abs=5e-3)
+
+
 def test_snr(betas):
     d = GaussianDiffusion(betas)
     ab = linear_alpha_bars(T)
@@ -217,5 +230,7 @@ def test_bad_arguments_are_refused(betas):
         GaussianDiffusion(betas, "noise")
     with pytest.raises(ValueError, match=r"beta\[0\]"):
         GaussianDiffusion(torch.tensor([0.0, 0.1], dtype=torch.float64))
+    with pytest.raises(ValueError, match="at least 2 timesteps"):  # the posterior needs a t = 1
+        GaussianDiffusion(torch.tensor([0.1], dtype=torch.float64))
     with pytest.raises(ValueError, match="weighting"):
         GaussianDiffusion(betas).loss_weights(torch.tensor([1]), "snr")

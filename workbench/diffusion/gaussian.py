@@ -27,8 +27,8 @@ class GaussianDiffusion:
 
         self.prediction = param.check_prediction(prediction)
         betas = torch.as_tensor(betas)
-        if betas.dim() != 1:
-            raise ValueError(f"betas must be 1-D, got shape {tuple(betas.shape)}")
+        if betas.dim() != 1 or betas.shape[0] < 2:
+            raise ValueError(f"betas must be 1-D with at least 2 timesteps, got shape {tuple(betas.shape)}")
         checked, problem = check_betas(betas, betas.shape[0])
         if checked is None:
             raise ValueError(f"invalid betas: {problem}")

@@ -6,8 +6,10 @@ v-parametrization is v = a eps - b x0 (Salimans & Ho 2022), so x0 = a x_t - b v 
 
 alpha-bar may be exactly 0 at the last index (zero terminal SNR, `jsd`). There x_t is pure noise and an
 eps-prediction carries no information about x0; dividing by `a` would give inf/NaN, so `x0_from_eps`
-floors `a` at 2**-12 (alpha-bar at 2**-24, the value diffusers substitutes for the same reason). Use v or x0
-prediction with zero-terminal-SNR schedules (Lin et al. 2023). `b` is never 0 because every beta_0 > 0.
+replaces an `a` of exactly 0 with 2**-12 (alpha-bar 2**-24, the value diffusers substitutes for the same
+reason). Every other `a` is used as it is, however small (cosine's last alpha-bar is 2.4e-9): flooring those
+would bias x0, and the samples, toward 0. Use v or x0 prediction with zero-terminal-SNR schedules (Lin et
+al. 2023). `b` is never 0 because every beta_0 > 0.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import torch
 
 PREDICTIONS = ("eps", "x0", "v")
 WEIGHTINGS = ("uniform", "min-snr")
-MIN_SQRT_ALPHA_BAR = 2.0**-12
+ZERO_SQRT_ALPHA_BAR_STANDIN = 2.0**-12  # sqrt(2**-24)
 
 
 def check_prediction(prediction: str) -> str:
@@ -26,8 +28,9 @@ def check_prediction(prediction: str) -> str:
 
 
 def x0_from_eps(x_t: torch.Tensor, eps: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Ho et al. 2020 eq. 15 solved for x0: x0 = (x_t - b eps) / a, with a floored (see module doc)."""
-    return (x_t - b * eps) / a.clamp_min(MIN_SQRT_ALPHA_BAR)
+    """Ho et al. 2020 eq. 15 solved for x0: x0 = (x_t - b eps) / a; an `a` of exactly 0 becomes 2**-12
+    (see module doc)."""
+    return (x_t - b * eps) / a.masked_fill(a == 0, ZERO_SQRT_ALPHA_BAR_STANDIN)
 
 
 def eps_from_x0(x_t: torch.Tensor, x0: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
