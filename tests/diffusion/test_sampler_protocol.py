@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from tests.diffusion.helpers import host_with, sample_section
-from workbench.diffusion import GaussianDiffusion, Sampler, build_sampler, randn, sample_images
+from workbench.diffusion import (GaussianDiffusion, PerImageGenerators, Sampler, build_sampler, randn,
+                                 sample_images)
 from workbench.errors import ConfigError, PluginError
 from workbench.plugin_host import hookimpl
 
@@ -90,6 +91,36 @@ def test_randn_draws_on_the_generator_device_reproducibly():
     again = randn((3, 4), torch.Generator().manual_seed(1), torch.device("cpu"))
     assert torch.equal(first, again) and first.dtype == torch.float32
     assert torch.equal(first, torch.randn((3, 4), generator=torch.Generator().manual_seed(1)))
+
+
+def test_per_image_generators_give_each_row_its_own_stream():
+    def streams(seeds):
+        return PerImageGenerators(torch.Generator().manual_seed(s) for s in seeds)
+
+    batch = randn((3, 2, 4), streams([10, 11, 12]), "cpu")
+    for row, seed in enumerate([10, 11, 12]):  # row i is exactly what its generator alone draws
+        assert torch.equal(batch[row], torch.randn((2, 4), generator=torch.Generator().manual_seed(seed)))
+    # so a row does not depend on its neighbours: the same stream in a batch of one draws the same noise
+    assert torch.equal(randn((1, 2, 4), streams([11]), "cpu")[0], batch[1])
+    with pytest.raises(ValueError, match="one generator per row"):
+        randn((2, 2, 4), streams([10, 11, 12]), "cpu")
+
+
+def test_a_sampler_gives_an_image_the_same_noise_in_any_batch_with_per_image_generators():
+    from tests.diffusion.helpers import linear_alpha_bars, optimal_model
+
+    diffusion = GaussianDiffusion(torch.linspace(1e-4, 0.02, 1000, dtype=torch.float64))
+    model = optimal_model(linear_alpha_bars(), 0.1, 0.5, "eps")
+    x_t = torch.randn((4, 1, 8, 8), generator=torch.Generator().manual_seed(0))
+
+    def run(rows, seed=100):
+        streams = PerImageGenerators(torch.Generator().manual_seed(seed + r) for r in rows)
+        return sample_images(model, diffusion, build_sampler(sample_section("ddpm")), (len(rows), 1, 8, 8),
+                             steps=10, generator=streams, noise=x_t[rows])
+
+    whole, pair = run([0, 1, 2, 3]), run([2, 3])
+    torch.testing.assert_close(pair, whole[2:], atol=1e-6, rtol=0)
+    assert not torch.allclose(run([2, 3], seed=200), pair)  # and the per-step streams really matter
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")

@@ -13,7 +13,7 @@ Third-party samplers implement the `Sampler` protocol (workbench.diffusion.sampl
 """
 
 from workbench.diffusion.gaussian import GaussianDiffusion
-from workbench.diffusion.noise import randn
+from workbench.diffusion.noise import PerImageGenerators, randn
 from workbench.diffusion.parametrization import PREDICTIONS, WEIGHTINGS
 from workbench.diffusion.sampling import (
     Sampler,
@@ -41,6 +41,7 @@ __all__ = [
     "check_betas",
     "dynamic_threshold_x0",
     "process_x0",
+    "PerImageGenerators",
     "randn",
     "rescale_zero_terminal_snr",
     "sample_images",

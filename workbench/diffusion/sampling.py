@@ -12,7 +12,8 @@ Rules a sampler follows so sampling stays fast and reproducible:
 - compute everything that depends on the schedule in `set_timesteps` (in float64 from `diffusion.float64`,
   then cast once and moved to `device`), so `step` only indexes per-step tensors with the Python int `index`;
 - never synchronize with the device in `step` (no `.item()`, no Python `if` on tensor values);
-- draw noise only with `workbench.diffusion.randn(shape, generator, device)`;
+- draw noise only with `workbench.diffusion.randn(shape, generator, device)` (the generator may be a
+  PerImageGenerators, one stream per image, which torch.randn cannot take);
 - keep no tensor state across calls to `set_timesteps` (it starts a new trajectory).
 """
 
@@ -24,7 +25,7 @@ from typing import Callable, Protocol, Sequence, runtime_checkable
 import torch
 
 from workbench.diffusion import parametrization as param
-from workbench.diffusion.noise import randn
+from workbench.diffusion.noise import PerImageGenerators, randn
 from workbench.errors import ConfigError, PluginError
 
 
@@ -40,7 +41,7 @@ class Sampler(Protocol):
         ...
 
     def step(self, index: int, x_t: torch.Tensor, pred_x0: torch.Tensor,
-             generator: torch.Generator | None) -> torch.Tensor:
+             generator: torch.Generator | PerImageGenerators | None) -> torch.Tensor:
         """Move from x_t (at timestep number `index`) to the next timestep, given the network's
         prediction of x0 (already converted, clipped or thresholded). Returns the new x; after the last
         index, the sample."""
@@ -119,7 +120,7 @@ def _checked_timesteps(sampler, timesteps, num_timesteps: int) -> list[int]:
 
 
 def sample_images(model_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], diffusion, sampler: Sampler,
-                  shape, *, steps: int, generator: torch.Generator | None = None, device="cpu",
+                  shape, *, steps: int, generator: torch.Generator | PerImageGenerators | None = None, device="cpu",
                   clip_x0: bool = True, dynamic_threshold: float = 0.0,
                   callback: Callable[[SamplerStep], None] | None = None,
                   noise: torch.Tensor | None = None) -> torch.Tensor:

@@ -18,7 +18,7 @@ import torch
 
 from workbench.engine.grid import to_uint8
 from workbench.export.defaults import PRECISIONS
-from workbench.export.seeding import starting_noise, step_noise_generator
+from workbench.export.seeding import starting_noise, step_noise_generators
 
 
 @dataclass
@@ -136,7 +136,7 @@ def generate(bundle: Any, sampler: Any, settings: SampleSettings, *, device: tor
             labels = all_labels[start:start + count].to(device) if all_labels is not None else None
             callback = _combine(on_step, first_batch_callback if start == 0 else None)
             images = sample_images(model_fn_for(labels), bundle.diffusion, sampler, (count, *shape),
-                                   steps=settings.steps, generator=step_noise_generator(settings.seed, start, device),
+                                   steps=settings.steps, generator=step_noise_generators(settings.seed, start, count, device),
                                    device=device, clip_x0=settings.clip_x0,
                                    dynamic_threshold=settings.dynamic_threshold, callback=callback, noise=noise)
             chunks.append(to_uint8(images))  # the one host sync per batch

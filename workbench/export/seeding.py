@@ -3,14 +3,17 @@
 Image i's starting noise x_T comes from its own CPU generator seeded with (seed, i) through numpy's
 SeedSequence (a hash with no collisions between nearby pairs such as (0, 1000) and (1, 0)), drawn on the
 CPU so the same seed gives the same starting noise on every device. Samplers that add fresh noise at each
-step (DDPM; DDIM with eta > 0) draw it from one generator per batch, seeded with (seed, first image of
-the batch): reproducible for a given seed and batch size.
+step (DDPM; DDIM with eta > 0) draw image i's share of it from a second stream of its own, seeded with
+(seed, i) too and living on the sampling device: image i is the same picture at any batch size with every
+sampler (on a given device; CUDA and CPU generators give different numbers for that stream).
 """
 
 from __future__ import annotations
 
 import numpy as np
 import torch
+
+from workbench.diffusion.noise import PerImageGenerators
 
 STARTING_NOISE, STEP_NOISE, LABELS = 0, 1, 2  # stream kinds, mixed into the seed
 
@@ -30,6 +33,7 @@ def starting_noise(seed: int, start: int, count: int, shape: tuple[int, ...]) ->
     return noise
 
 
-def step_noise_generator(seed: int, start: int, device: torch.device | str) -> torch.Generator:
-    """The generator for the per-step noise of the batch that begins at image `start`, on `device`."""
-    return torch.Generator(device=device).manual_seed(stream_seed(seed, start, STEP_NOISE))
+def step_noise_generators(seed: int, start: int, count: int, device: torch.device | str) -> PerImageGenerators:
+    """The per-step noise streams of images start .. start+count-1, on `device`, one per image."""
+    return PerImageGenerators(torch.Generator(device=device).manual_seed(stream_seed(seed, index, STEP_NOISE))
+                              for index in range(start, start + count))
