@@ -108,6 +108,16 @@ def test_eta_reaches_the_sampler(capsys, tmp_path, tiny_checkpoint):
     assert "eta 1.0" in out
 
 
+def test_set_reaches_the_sampler(capsys, tmp_path, tiny_checkpoint):
+    args = ("--sampler", "ddim", "--n", "2", "--steps", "4")
+    leading = npz_images(capsys, tiny_checkpoint, tmp_path / "a.npz", *args)
+    trailing = npz_images(capsys, tiny_checkpoint, tmp_path / "b.npz", *args, "--set", "spacing=trailing")
+    assert not np.array_equal(leading, trailing)  # trailing starts at t = T-1, leading at t = 36
+    out = sample(capsys, "--checkpoint", str(tiny_checkpoint), *args, "--set", "sample.spacing=trailing",
+                 "--set", "eta=0.5", "--out", str(tmp_path / "g.png"))
+    assert "eta 0.5, spacing trailing" in out
+
+
 def test_ema_weights_by_default_and_raw_weights_with_no_ema(capsys, tmp_path, tiny_checkpoint):
     ema = npz_images(capsys, tiny_checkpoint, tmp_path / "a.npz", "--n", "2")
     raw = npz_images(capsys, tiny_checkpoint, tmp_path / "b.npz", "--n", "2", "--no-ema")

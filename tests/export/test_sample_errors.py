@@ -81,6 +81,18 @@ def test_bad_eta_value_is_refused_by_the_sampler(capsys, tmp_path, tiny_checkpoi
                              "--out", str(tmp_path / "s.png")], 2, "eta")
 
 
+@pytest.mark.parametrize("args, fragments", [
+    (["--set", "spacing"], ["--set 'spacing'", "expected KEY=VALUE"]),
+    (["--set", "name=ddim"], ["choose the sampler with --sampler ddim"]),
+    (["--sampler", "ddpm", "--set", "spacing=trailing"], ["unknown key 'spacing'", "variance"]),
+    (["--sampler", "ddim", "--set", "spacing=middle"], ["spacing = 'middle'", "leading, trailing, linspace"]),
+    (["--set", "clip_x0=maybe"], ["clip_x0"]),
+], ids=["no value", "name", "key of another sampler", "bad value", "bad type"])
+def test_bad_sampler_options_are_refused(capsys, tmp_path, tiny_checkpoint, args, fragments):
+    fails(capsys, tmp_path, ["--checkpoint", str(tiny_checkpoint), *args, "--out", str(tmp_path / "s.png")], 2,
+          *fragments)
+
+
 @pytest.mark.parametrize("option", ["--out", "--progression", "--strip"])
 def test_output_paths_that_cannot_be_written_are_refused_before_sampling(capsys, tmp_path, tiny_checkpoint,
                                                                          monkeypatch, option):

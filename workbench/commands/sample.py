@@ -39,8 +39,11 @@ def add_arguments(parser) -> None:
                           help="sampler steps, at most the schedule's timesteps (default: the run's sample.steps)")
     sampling.add_argument("--eta", type=float, default=None,
                           help="the sampler's eta (DDIM: 0 deterministic, 1 DDPM-like); only for samplers with eta")
-    sampling.add_argument("--seed", type=int, default=0, help="image i of a seed is the same at any batch size "
-                          "for deterministic samplers (default: 0)")
+    sampling.add_argument("--set", dest="sample_set", action="append", default=[], metavar="KEY=VALUE",
+                          help="any [sample] option of the sampler, e.g. --set spacing=trailing, "
+                               "--set variance=fixed-large, --set dynamic_threshold=0.995 (repeatable)")
+    sampling.add_argument("--seed", type=int, default=0, help="image i of a seed is the same picture at any "
+                          "batch size, with every sampler (default: 0)")
     sampling.add_argument("--batch-size", type=positive_int, default=64, help="images per batch (default: 64)")
     sampling.add_argument("--label", type=int, default=None,
                           help="class-conditional models: sample this class (default: cycle through all)")
@@ -118,6 +121,7 @@ def sample_section_for(args, cfg):
     table = dict(stored) if name == stored["name"] else {k: stored[k] for k in ("n", "steps", "clip_x0",
                                                                                   "dynamic_threshold")}
     table["name"] = name
+    table.update(parse_sample_sets(args.sample_set))
     if args.steps is not None:
         table["steps"] = args.steps
     if args.eta is not None:
@@ -132,6 +136,23 @@ def sample_section_for(args, cfg):
         return resolve(raw, source=cfg.source).sample
     except ConfigError as exc:
         raise UsageError(f"sampler options: {exc}") from None
+
+
+def parse_sample_sets(items: list[str]) -> dict:
+    """--set KEY=VALUE (KEY may also be written sample.KEY) as a dict; values parse like config --set."""
+    from workbench.config import parse_value
+    from workbench.errors import UsageError
+
+    table = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        key = key.strip().removeprefix("sample.")
+        if not sep or not key or "." in key:
+            raise UsageError(f"--set {item!r}: expected KEY=VALUE for a [sample] option, e.g. --set spacing=trailing")
+        if key == "name":
+            raise UsageError(f"--set {item!r}: choose the sampler with --sampler {value.strip() or 'NAME'}")
+        table[key] = parse_value(value.strip())
+    return table
 
 
 def reserve_outputs(args, plan) -> dict:
@@ -222,10 +243,10 @@ def run(args) -> int:
                               first_batch_callback=recorder)
         seconds = time.perf_counter() - started
         write_outputs(args, reserved, result, recorder, bundle.image_size)
-    eta = f", eta {section.params['eta']}" if "eta" in section.params else ""
+    options = "".join(f", {key} {value}" for key, value in section.params.items())  # eta, spacing, variance...
     weights = "EMA" if bundle.ema else "raw"
     written = ", ".join(str(r.path) for r in reserved.values())
-    print(f"wrote {written}: {n} images, {section.name} {section.steps} steps{eta}, seed {args.seed}, "
+    print(f"wrote {written}: {n} images, {section.name} {section.steps} steps{options}, seed {args.seed}, "
           f"{weights} weights of step {bundle.step} ({bundle.checkpoint_path}), {n / seconds:.1f} images/s "
           f"on {device}")
     return 0
