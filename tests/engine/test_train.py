@@ -15,7 +15,7 @@ from workbench.engine import train
 from workbench.engine.checkpoint import load_checkpoint, load_for_sampling
 from workbench.engine.events import event_from_dict
 from workbench.engine.rundir import RunDirectory
-from workbench.errors import CheckpointError, DatasetError
+from workbench.errors import CheckpointError, DatasetError, UsageError
 
 
 @pytest.fixture(scope="module")
@@ -185,10 +185,64 @@ def test_user_errors_before_training_leave_no_run_directory(tmp_path):
 
 def test_an_existing_run_directory_is_not_overwritten_without_resume(finished_run):
     run, _ = finished_run
-    from workbench.errors import WorkbenchError
-
-    with pytest.raises(WorkbenchError, match="already holds a trained run"):
+    before = {p: p.stat().st_mtime_ns for p in run.path.rglob("*")}
+    with pytest.raises(UsageError, match=r"already holds .*checkpoints.*--resume"):
         train(tiny_config(run.path.parent), run_dir=run.path)
+    assert {p: p.stat().st_mtime_ns for p in run.path.rglob("*")} == before
+
+
+def test_run_dir_refuses_a_folder_of_other_files_and_a_file(tmp_path):
+    mine = tmp_path / "project"
+    (mine / "samples").mkdir(parents=True)
+    (mine / "config.toml").write_text("mine")
+    (mine / "samples" / "step_0000002.png").write_bytes(b"not ours")
+    with pytest.raises(UsageError, match=r"already holds config.toml, samples; name a new or empty folder"):
+        train(tiny_config(tmp_path, "train.steps=2"), run_dir=mine)
+    assert (mine / "config.toml").read_text() == "mine" and sorted(p.name for p in mine.iterdir()) == [
+        "config.toml", "samples"]
+    a_file = tmp_path / "base.log"
+    a_file.write_text("x")
+    with pytest.raises(UsageError, match="is a file; name a new or empty folder"):
+        train(tiny_config(tmp_path, "train.steps=2"), run_dir=a_file)
+
+
+def test_run_dir_accepts_what_a_launcher_prepared(tmp_path):
+    prepared = RunDirectory.create(tmp_path / "runs", "tui")  # empty subfolders, as the TUI makes them
+    (prepared.path / "launch.toml").write_text("# the TUI's config\n")
+    (prepared.path / "train.log").write_text("")
+    train(tiny_config(tmp_path, "train.steps=2"), run_dir=prepared.path)
+    assert prepared.read_status()["state"] == "finished" and prepared.latest_checkpoint.is_file()
+
+
+def test_a_run_another_process_is_training_is_refused(tmp_path):
+    import subprocess
+    import sys
+
+    train(tiny_config(tmp_path, "train.steps=2", "run.name=live", "train.checkpoint_every=1"))
+    run = RunDirectory(tmp_path / "live")
+    # a process whose command line names workbench stands in for the engine that owns the run
+    owner = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "workbench"])
+    try:
+        status = run.read_status()
+        run.status_path.write_text(json.dumps({**status, "state": "running", "pid": owner.pid}))
+        events_before = run.events_path.read_bytes()
+        for kwargs in ({"resume": "live"}, {"run_dir": run.path}):
+            with pytest.raises(UsageError, match=f"being trained right now by process {owner.pid}; stop it first"):
+                train(tiny_config(tmp_path, "train.steps=4"), **kwargs)
+        assert run.events_path.read_bytes() == events_before
+    finally:
+        owner.kill()
+        owner.wait()
+    # once that process is gone the status is stale, and resuming goes ahead
+    train(tiny_config(tmp_path, "train.steps=4"), resume="live")
+    assert run.read_status()["state"] == "finished" and run.read_status()["step"] == 4
+
+
+def test_resume_with_a_run_dir_elsewhere_is_refused(tmp_path):
+    train(tiny_config(tmp_path, "train.steps=2", "run.name=done"))
+    with pytest.raises(UsageError, match="in its own directory; leave out --run-dir"):
+        train(tiny_config(tmp_path, "train.steps=4"), resume="done", run_dir=tmp_path / "other")
+    assert not (tmp_path / "other").exists()
 
 
 def test_resuming_a_finished_run_says_how_to_train_longer(tmp_path):

@@ -31,6 +31,8 @@ from workbench.errors import UsageError
 
 CONTROL_COMMANDS = ("pause", "resume", "sample", "checkpoint", "stop")
 STATES = ("starting", "running", "paused", "stopping", "finished", "stopped", "failed")
+LIVE_STATES = ("starting", "running", "paused", "stopping")
+LAUNCHER_FILES = ("launch.toml", "train.log")  # what a launcher (the TUI) writes before the engine starts
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -153,6 +155,36 @@ class RunDirectory:
             return True
         return True
 
+    def live_owner(self) -> int | None:
+        """The pid of another process on this host that is training into this run now, else None.
+
+        Its status must say it is live and name a process that still exists and runs ddpm-workbench (a
+        stale status whose pid was reused by something else does not count). Hosts other than this one
+        cannot be checked."""
+        status = self.read_status()
+        if status.get("state") not in LIVE_STATES or self.is_alive() is not True:
+            return None
+        pid = int(status["pid"])
+        if pid == os.getpid():
+            return None
+        try:
+            command = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            return pid  # no /proc (macOS) or not ours to read: trust the status
+        return pid if b"workbench" in command else None
+
+    def entries_a_new_run_would_overwrite(self) -> list[str]:
+        """What is here besides what `create` and a launcher leave for a new run (empty subfolders, the
+        launcher's config and log); hidden temporaries aside."""
+        found = []
+        for entry in sorted(self.path.iterdir()) if self.path.is_dir() else []:
+            if entry.name.startswith(".") or entry.name in LAUNCHER_FILES:
+                continue
+            if entry in (self.samples_dir, self.checkpoints_dir, self.control_dir) and not any(entry.iterdir()):
+                continue
+            found.append(entry.name)
+        return found
+
     def history(self) -> list[Event]:
         """Every event recorded so far, metrics and others, in time order."""
         return RunWatcher(self).poll()
@@ -218,6 +250,30 @@ class RunWatcher:
             except (ValueError, TypeError):
                 continue  # a line from a newer or broken writer: skip it rather than stop watching
         return events
+
+
+def check_training_target(given: RunDirectory | None, resumed: RunDirectory | None) -> None:
+    """Before a trainer builds or writes anything: refuse a run another process is training into right now,
+    a --run-dir (`given`) that is a file or holds someone else's files, and --run-dir with --resume elsewhere."""
+    run = given or resumed
+    pid = run.live_owner() if run is not None else None
+    if pid is not None:
+        raise UsageError(f"run {str(run.path)!r} is being trained right now by process {pid}; stop it first "
+                         f"(Ctrl-C there, `kill -TERM {pid}`, or s in the TUI), or watch it with "
+                         f"`ddpm-workbench attach {run.path}`")
+    if given is None:
+        return
+    if given.path.exists() and not given.path.is_dir():
+        raise UsageError(f"--run-dir {str(given.path)!r} is a file; name a new or empty folder")
+    if resumed is not None and given.path.resolve() != resumed.path.resolve():
+        raise UsageError(f"--resume continues run {str(resumed.path)!r} in its own directory; leave out "
+                         f"--run-dir {str(given.path)!r}")
+    taken = given.entries_a_new_run_would_overwrite() if resumed is None else []
+    if taken:
+        shown = ", ".join(taken[:4]) + (", ..." if len(taken) > 4 else "")
+        again = f" (to continue the run there: --resume {given.path})" if given.latest_checkpoint.exists() else ""
+        raise UsageError(f"--run-dir {str(given.path)!r} already holds {shown}; name a new or empty folder, "
+                         f"so nothing there is overwritten{again}")
 
 
 def list_runs(base_dir: str | Path) -> list[RunDirectory]:

@@ -27,10 +27,10 @@ from workbench.engine.metrics import (MetricWindow, Throughput, gpu_memory_peak,
 from workbench.engine.optim import clip_gradients, lr_for_config, set_lr
 from workbench.engine.previews import preview_grid
 from workbench.engine.publish import Publisher
-from workbench.engine.rundir import RunDirectory
+from workbench.engine.rundir import RunDirectory, check_training_target
 from workbench.engine.setup import (build_components, check_resume_config, find_resume_point, load_weights,
                                     rank_rng_state, training_state)
-from workbench.errors import WorkbenchError
+from workbench.errors import UsageError, WorkbenchError
 
 BAD_WINDOWS_BEFORE_RESTORE = 3
 MAX_RESTORES = 3
@@ -70,6 +70,7 @@ class Trainer:
         point = find_resume_point(self.resume, cfg.run.dir) if self.resume else None
         if point is not None:
             check_resume_config(cfg, point.state, point.checkpoint)
+        check_training_target(self._given_run_dir(), point.run if point is not None else None)
         c = self.c = build_components(cfg, ctx, device, point.state if point else None)
         self.run = self._open_run_dir(point, ctx)
         self.pub = Publisher(self.run, self.on_event, enabled=ctx.is_main)
@@ -106,21 +107,23 @@ class Trainer:
             self.pub.close()
         return self.run
 
+    def _given_run_dir(self) -> RunDirectory | None:
+        arg = self.run_dir_arg
+        return None if arg is None else arg if isinstance(arg, RunDirectory) else RunDirectory(arg)
+
     def _open_run_dir(self, point, ctx) -> RunDirectory:
         run = None
         if ctx.is_main:
-            if self.run_dir_arg is not None:
-                run = self.run_dir_arg if isinstance(self.run_dir_arg, RunDirectory) else RunDirectory(self.run_dir_arg)
-                if point is None and run.latest_checkpoint.exists():
-                    raise WorkbenchError(f"run directory {str(run.path)!r} already holds a trained run; continue it "
-                                         f"with --resume {run.path} or choose a new --run-dir")
-            elif point is not None:
-                run = point.run
-            else:
+            run = self._given_run_dir() or (point.run if point is not None else None)
+            if run is None:
                 run = RunDirectory.create(self.cfg.run.dir, self.cfg.run.name)
-            for sub in (run.path, run.samples_dir, run.checkpoints_dir, run.control_dir):
-                sub.mkdir(parents=True, exist_ok=True)
-            run.write_config(f"# resolved config of this run (from {self.cfg.source})\n" + self.cfg.to_toml())
+            try:
+                for sub in (run.path, run.samples_dir, run.checkpoints_dir, run.control_dir):
+                    sub.mkdir(parents=True, exist_ok=True)
+                run.write_config(f"# resolved config of this run (from {self.cfg.source})\n" + self.cfg.to_toml())
+            except OSError as exc:
+                raise UsageError(f"cannot write to run directory {str(run.path)!r}: {exc.strerror or exc}; "
+                                 "choose a writable folder (run.dir, or --run-dir)") from None
             run.take_control()  # commands left from an earlier process are stale
         if ctx.enabled:
             box = [str(run.path) if run else None]
@@ -145,6 +148,9 @@ class Trainer:
             problem = self.pub.start_tensorboard(c.start_step)
             if problem:
                 self._warn(problem)
+        if c.precision.name == "fp16" and c.device.type == "cpu":
+            self._warn("train.precision = \"fp16\" on a CPU is emulated and about 100x slower than float32; "
+                       "use \"auto\" (bf16 where the CPU has AMX, else fp32)")
         if point is not None and c.start_step >= cfg.train.steps:
             self._warn(f"the run is already at step {c.start_step} of train.steps = {cfg.train.steps}; "
                        f"raise it to train longer, e.g. --set train.steps={2 * cfg.train.steps}")
