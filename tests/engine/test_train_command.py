@@ -64,29 +64,87 @@ def test_user_errors_are_one_line_and_create_nothing(in_tmp_cwd, capsys, argv, e
     assert not Path("runs").exists()
 
 
-@pytest.mark.slow
-def test_sigterm_stops_with_a_checkpoint_and_exit_code_0(tmp_path):
-    """A real process: SIGTERM after training started -> checkpoint at the current step, status stopped, exit 0."""
+def start_training(tmp_path, **popen):
+    """A real `train` process with a tiny model, waiting until it has logged step 2; returns (process, run)."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
     command = [sys.executable, "-m", "workbench", "train", "--plain", "--run-dir", str(tmp_path / "run"),
                *sets("train.steps=100000", "train.sample_every=0", "train.checkpoint_every=0", "train.log_every=1")]
     process = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               text=True)
+                               text=True, **popen)
     run = RunDirectory(tmp_path / "run")
+    deadline = time.monotonic() + 120
+    while run.read_status().get("step", 0) < 2:
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            raise AssertionError(f"training did not start: {process.communicate()}")
+        time.sleep(0.2)
+    return process, run
+
+
+def assert_stopped_with_a_checkpoint(process, run) -> None:
+    assert process.returncode == 0
+    status = run.read_status()
+    assert status["state"] == "stopped"
+    assert load_checkpoint(run.latest_checkpoint)["step"] == status["step"] >= 2
+
+
+@pytest.mark.slow
+def test_sigterm_stops_with_a_checkpoint_and_exit_code_0(tmp_path):
+    """A real process: SIGTERM after training started -> checkpoint at the current step, status stopped, exit 0."""
+    process, run = start_training(tmp_path)
     try:
-        deadline = time.monotonic() + 120
-        while run.read_status().get("step", 0) < 2:
-            assert process.poll() is None, process.communicate()
-            assert time.monotonic() < deadline, "training did not start in time"
-            time.sleep(0.2)
         process.send_signal(signal.SIGTERM)
         out, err = process.communicate(timeout=120)
     finally:
         if process.poll() is None:
             process.kill()
-    assert process.returncode == 0, err
+    assert_stopped_with_a_checkpoint(process, run)
     assert "SIGTERM: stopping after this step" in err
-    status = run.read_status()
-    assert status["state"] == "stopped"
-    assert load_checkpoint(run.latest_checkpoint)["step"] == status["step"] >= 2
     assert out.strip().splitlines()[-1] == f"run directory: {run.path} (stopped)"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGHUP], ids=["Ctrl-C", "hang-up"])
+def test_a_stop_with_its_output_gone_still_writes_the_checkpoint(tmp_path, signum):
+    """`train ... | head -2` then Ctrl-C, or an SSH session dropping: the pipes (or the terminal) are gone when
+    the signal comes, and the stop notice cannot be printed. The run must still stop with its checkpoint."""
+    process, run = start_training(tmp_path)
+    try:
+        process.stdout.close()
+        process.stderr.close()
+        process.send_signal(signum)
+        process.wait(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert_stopped_with_a_checkpoint(process, run)
+    assert not (run.path / "traceback.txt").exists()
+
+
+@pytest.mark.slow
+def test_under_nohup_a_hang_up_does_not_stop_training(tmp_path):
+    process, run = start_training(tmp_path, preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN))
+    try:
+        process.send_signal(signal.SIGHUP)
+        step = run.read_status()["step"]
+        deadline = time.monotonic() + 60
+        while run.read_status()["step"] < step + 3 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert process.poll() is None and run.read_status()["state"] == "running"
+        process.send_signal(signal.SIGTERM)
+        process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert_stopped_with_a_checkpoint(process, run)
+
+
+def test_resume_with_another_config_file_is_refused(in_tmp_cwd, capsys):
+    assert main(["train", "--plain", *sets("train.steps=2", "run.name=r")]) == 0
+    Path("other.toml").write_text("[train]\nbatch_size = 64\n")
+    before = Path("runs/r/config.toml").read_text()
+    capsys.readouterr()
+    assert main(["train", "--resume", "r", "--config", "other.toml"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --resume continues run") and "leave out --config other.toml" in err
+    assert err.count("\n") == 1 and Path("runs/r/config.toml").read_text() == before

@@ -1,7 +1,9 @@
 """`ddpm-workbench train`: train headless, with a progress display on a terminal and plain lines elsewhere.
 
-Ctrl-C or SIGTERM stops after the current step with a checkpoint (exit 0); a second Ctrl-C aborts. Under
-`torchrun --nproc-per-node N -m workbench train ...` every rank runs this command; only rank 0 prints.
+Ctrl-C, SIGTERM or a hang-up (SIGHUP, unless `nohup` ignores it) stops after the current step with a
+checkpoint (exit 0); a second Ctrl-C aborts. Output that goes away (a closed pipe, a dropped terminal) never
+stops training: the run directory is the record. Under `torchrun --nproc-per-node N -m workbench train ...`
+every rank runs this command; only rank 0 prints.
 """
 
 from __future__ import annotations
@@ -39,15 +41,20 @@ def load_training_config(args):
         return load_config_from_args(args)
     path, overrides = config_arguments(args)
     base = load_config(path, overrides)
+    run = RunDirectory.resolve(args.resume, base.run.dir)
+    if run.config_path.is_file():
+        if path:
+            from workbench.errors import UsageError
+
+            raise UsageError(f"--resume continues run {str(run.path)!r} with its own config.toml; leave out "
+                             f"--config {path} and change single values with --set (e.g. --set train.steps=20000)")
+        return load_config(run.config_path, overrides)
     if path:
         return base
-    run = RunDirectory.resolve(args.resume, base.run.dir)
-    if not run.config_path.is_file():
-        from workbench.errors import CheckpointError
+    from workbench.errors import CheckpointError
 
-        raise CheckpointError(f"run {str(run.path)!r} has no config.toml; pass --config with the settings it was "
-                              "trained with")
-    return load_config(run.config_path, overrides)
+    raise CheckpointError(f"run {str(run.path)!r} has no config.toml; pass --config with the settings it was "
+                          "trained with")
 
 
 def run(args) -> int:
@@ -57,7 +64,7 @@ def run(args) -> int:
     rank = int(os.environ.get("RANK", "0"))
     show = rank == 0
     fancy = show and not args.plain and sys.stdout.isatty()
-    display = RichDisplay() if fancy else PlainDisplay(enabled=show)
+    display = SafeDisplay(RichDisplay() if fancy else PlainDisplay(enabled=show))
     stop_event = threading.Event()
     restore = install_stop_signals(stop_event, display)
     try:
@@ -68,12 +75,15 @@ def run(args) -> int:
         display.close()
     if show:
         state = run_dir.read_status().get("state", "finished")
-        print(f"run directory: {run_dir.path} ({state})", flush=True)
+        display.line(f"run directory: {run_dir.path} ({state})")
     return 0
 
 
 def install_stop_signals(stop_event: threading.Event, display) -> callable:
-    """SIGINT/SIGTERM -> stop after this step with a checkpoint; a second Ctrl-C aborts at once."""
+    """SIGINT/SIGTERM/SIGHUP -> stop after this step with a checkpoint; a second Ctrl-C aborts at once.
+
+    SIGHUP is what a dropped SSH session sends: the run stops with a checkpoint instead of dying with the
+    steps since the last one. Under `nohup` (SIGHUP ignored) it stays ignored and training goes on."""
     if threading.current_thread() is not threading.main_thread():
         return lambda: None
     interrupts = {"count": 0}
@@ -84,12 +94,18 @@ def install_stop_signals(stop_event: threading.Event, display) -> callable:
             if interrupts["count"] > 1:
                 raise KeyboardInterrupt
         if not stop_event.is_set():
+            stop_event.set()  # first: nothing below may keep the run from stopping cleanly
             name = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
-            display.note(f"{name}: stopping after this step and writing a checkpoint "
-                         "(Ctrl-C again to abort without one)")
-            stop_event.set()
+            try:  # the signal may land inside a print to the same stream (a reentrant write raises)
+                display.note(f"{name}: stopping after this step and writing a checkpoint "
+                             "(Ctrl-C again to abort without one)")
+            except Exception:  # noqa: BLE001 - the stop is already under way; a lost note is harmless
+                pass
 
-    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    wanted = [signal.SIGINT, signal.SIGTERM]
+    if hasattr(signal, "SIGHUP") and signal.getsignal(signal.SIGHUP) is not signal.SIG_IGN:
+        wanted.append(signal.SIGHUP)
+    previous = {sig: signal.signal(sig, on_signal) for sig in wanted}
 
     def restore():
         for sig, handler in previous.items():
@@ -139,6 +155,46 @@ def metrics_line(event, total: int) -> str:
             + (f" mfu {event.mfu:.1%}" if event.mfu >= 0 else ""))
 
 
+class SafeDisplay:
+    """Wraps a display so that output which went away (a closed pipe: `train | head`; a terminal gone with
+    its SSH session) silences it instead of failing the run. Stdout and stderr then point at /dev/null, so
+    later writes and the interpreter's final flush cannot fail either."""
+
+    def __init__(self, display):
+        self.display = display
+        self.silenced = False
+
+    def _call(self, method: str, *args) -> None:
+        if self.silenced:
+            return
+        try:
+            getattr(self.display, method)(*args)
+        except (OSError, ValueError):  # BrokenPipeError, EIO from a hung-up tty, write to a closed file
+            self.silence()
+
+    def handle(self, event) -> None:
+        self._call("handle", event)
+
+    def note(self, message: str) -> None:
+        self._call("note", message)
+
+    def line(self, text: str) -> None:
+        self._call("line", text)
+
+    def close(self) -> None:
+        self._call("close")
+
+    def silence(self) -> None:
+        self.silenced = True
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            for stream in (sys.stdout, sys.stderr):
+                os.dup2(devnull, stream.fileno())
+            os.close(devnull)
+        except (OSError, ValueError, AttributeError):
+            pass
+
+
 class PlainDisplay:
     """Plain lines on stdout, flushed (for logs, pipes, `nohup`, the TUI's train.log)."""
 
@@ -158,6 +214,9 @@ class PlainDisplay:
     def note(self, message: str) -> None:
         if self.enabled:
             print(message, file=sys.stderr, flush=True)
+
+    def line(self, text: str) -> None:
+        print(text, flush=True)
 
     def close(self) -> None:
         pass
@@ -196,6 +255,9 @@ class RichDisplay:
 
     def note(self, message: str) -> None:
         self.progress.console.print(message, style="yellow", markup=False, highlight=False)
+
+    def line(self, text: str) -> None:
+        print(text, flush=True)
 
     def close(self) -> None:
         self.progress.stop()
