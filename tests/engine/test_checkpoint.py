@@ -94,6 +94,20 @@ def test_bad_files_are_one_line_checkpoint_errors_naming_the_file(tmp_path, dama
     assert expected in message
 
 
+@pytest.mark.parametrize("damage", ["truncated", "text"])
+def test_a_damaged_checkpoint_points_to_an_intact_one_beside_it(tmp_path, damage):
+    for step in (2, 4):
+        ckpt.save_checkpoint(tmp_path / f"step_{step:07d}.pt", state(step))
+    latest = tmp_path / "latest.pt"
+    ckpt.save_checkpoint(latest, state(6))
+    latest.write_bytes(latest.read_bytes()[:300] if damage == "truncated" else b"# some notes, not a checkpoint\n")
+    with pytest.raises(CheckpointError) as info:
+        ckpt.load_checkpoint(latest)
+    message = str(info.value)
+    assert "truncated or not a checkpoint" in message and "\n" not in message
+    assert f"step_0000004.pt beside it looks intact: sample with --checkpoint {tmp_path / 'step_0000004.pt'}" in message
+
+
 def test_find_run_checkpoint_explains_a_run_without_one(tmp_path):
     from workbench.engine.rundir import RunDirectory
 

@@ -23,6 +23,7 @@ import os
 import pickle
 import re
 import shutil
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -131,15 +132,20 @@ def load_checkpoint(path: str | Path, map_location: Any = "cpu") -> dict:
         raise CheckpointError(f"checkpoint {name!r} does not exist; check the path or the run name")
     if path.is_dir():
         raise CheckpointError(f"checkpoint {name!r} is a directory; name a .pt file inside it")
+    if not zipfile.is_zipfile(path):  # torch.save writes a zip archive; a cut-off one has no central directory
+        raise CheckpointError(f"checkpoint {name!r} is truncated or not a checkpoint (not the zip archive "
+                              f"torch.save writes){intact_siblings(path)}")
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
         if "weights_only" in str(exc) or "Weights only" in str(exc):
             raise CheckpointError(f"checkpoint {name!r} holds Python objects other than tensors and plain data; "
                                   "refusing to unpickle it (only load checkpoints you trust, with torch directly)") from None
-        raise CheckpointError(f"checkpoint {name!r} is truncated or not a checkpoint ({first_line(exc)})") from None
+        raise CheckpointError(f"checkpoint {name!r} is truncated or not a checkpoint ({first_line(exc)})"
+                              f"{intact_siblings(path)}") from None
     except Exception as exc:  # noqa: BLE001 - a damaged file can fail in many ways inside torch.load
-        raise CheckpointError(f"checkpoint {name!r} is truncated or not a checkpoint ({first_line(exc)})") from None
+        raise CheckpointError(f"checkpoint {name!r} is truncated or not a checkpoint ({first_line(exc)})"
+                              f"{intact_siblings(path)}") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise CheckpointError(f"checkpoint {name!r} is not a ddpm-workbench checkpoint (no format marker)")
     if int(state.get("version", 0)) > VERSION:
@@ -149,6 +155,17 @@ def load_checkpoint(path: str | Path, map_location: Any = "cpu") -> dict:
         if key not in state:
             raise CheckpointError(f"checkpoint {name!r} has no {key!r} entry; it is incomplete")
     return state
+
+
+def intact_siblings(path: Path) -> str:
+    """For a damaged checkpoint: the newest other checkpoint beside it that opens as a zip archive, and how
+    to use it ("" when there is none)."""
+    others = sorted((p for p in path.parent.glob("step_*.pt") if p.name != path.name), reverse=True)
+    for other in others:
+        if zipfile.is_zipfile(other):
+            return (f"; {other.name} beside it looks intact: sample with --checkpoint {other}, or copy it over "
+                    f"{path.name} to resume from it")
+    return ""
 
 
 def first_line(exc: BaseException) -> str:
