@@ -71,6 +71,11 @@ def test_two_schedules_side_by_side(capsys, in_tmp_cwd):
         assert errors[0] < errors[1] < errors[2]  # more noise at every later timestep
 
 
+def test_one_image_is_one_image(capsys, in_tmp_cwd):
+    assert main(["forward", *DATA, "--n", "1", "--timesteps", "0,49", "--out", "f.png"]) == 0
+    assert capsys.readouterr().out.startswith("wrote f.png: 1 synthetic image at t = 0, 49 under linear")
+
+
 def test_the_configured_schedule_by_default_with_default_timesteps(capsys, in_tmp_cwd):
     assert main(["forward", *DATA, "--n", "2"]) == 0
     capsys.readouterr()

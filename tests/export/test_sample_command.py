@@ -221,3 +221,27 @@ def test_class_conditional_samples_carry_their_labels(capsys, tmp_path, conditio
     code = main(["sample", "-q", "--checkpoint", str(conditional_checkpoint), "--label", "3",
                  "--out", str(tmp_path / "x.png")])
     assert code == 2 and "classes 0..2" in capsys.readouterr().err
+
+
+def test_the_summary_says_1_image_and_1_step(capsys, tmp_path, tiny_checkpoint):
+    out = sample(capsys, "--checkpoint", str(tiny_checkpoint), "--n", "1", "--steps", "1", "--sampler", "ddim",
+                 "--out", str(tmp_path / "g.png"))
+    assert out.startswith(f"wrote {tmp_path / 'g.png'}: 1 image, ddim 1 step, "), out
+
+
+@pytest.mark.parametrize("seconds, rate", [(1000.0, "0.0010"), (30.0, "0.033"), (10.0, "0.1"), (0.5, "2.0"),
+                                           (1e-4, "10000.0")])
+def test_the_summary_rate_is_never_0_0(capsys, tmp_path, tiny_checkpoint, monkeypatch, seconds, rate):
+    import workbench.commands.sample as command
+
+    clock = iter([0.0, seconds])
+
+    class FakeTime:
+        @staticmethod
+        def perf_counter():
+            return next(clock)
+
+    monkeypatch.setattr(command, "time", FakeTime)
+    out = sample(capsys, "--checkpoint", str(tiny_checkpoint), "--n", "1", "--steps", "1",
+                 "--out", str(tmp_path / "g.png"))
+    assert f", {rate} images/s on cpu" in out, out

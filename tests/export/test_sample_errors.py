@@ -147,3 +147,89 @@ def test_an_existing_output_file_is_replaced_only_when_sampling_succeeds(capsys,
     assert target.read_bytes() == b"old"
     assert main(["sample", "-q", "--checkpoint", str(tiny_checkpoint), "--n", "1", "--out", str(target)]) == 0
     assert target.read_bytes().startswith(b"\x89PNG")
+
+
+@pytest.mark.parametrize("command", ["sample", "forward"])
+@pytest.mark.parametrize("seed", ["-1", "2**63", "9223372036854775808", "1.5"])
+def test_seeds_out_of_range_are_refused_when_the_arguments_are_read(capsys, in_tmp_cwd, tiny_checkpoint, monkeypatch,
+                                                                    command, seed):
+    import workbench.export.seeding as seeding
+
+    def must_not_run(*args, **kwargs):
+        raise AssertionError("the seed reached the seeding")
+
+    monkeypatch.setattr(seeding.np.random, "SeedSequence", must_not_run)
+    args = ["--checkpoint", str(tiny_checkpoint)] if command == "sample" else ["--set", "dataset.name=synthetic"]
+    assert main([command, *args, "--seed", seed, "--out", "x.png"]) == 2
+    err = capsys.readouterr().err
+    assert err == (f"error: ddpm-workbench {command}: argument --seed: {seed!r} is not a whole number from 0 to "
+                   f"2**63-1 (see ddpm-workbench {command} --help)\n")
+    assert os.listdir(in_tmp_cwd) == []
+
+
+def test_the_largest_seed_works(capsys, tmp_path, tiny_checkpoint):
+    assert main(["sample", "-q", "--checkpoint", str(tiny_checkpoint), "--n", "1", "--seed", str(2**63 - 1),
+                 "--out", str(tmp_path / "s.png")]) == 0
+    assert f"seed {2**63 - 1}," in capsys.readouterr().out
+
+
+def test_pngs_into_the_current_folder(capsys, in_tmp_cwd, tiny_checkpoint):
+    """`--out .` in an empty folder used to crash after sampling (the folder cannot be replaced)."""
+    assert main(["sample", "-q", "--checkpoint", str(tiny_checkpoint), "--n", "2", "--format", "pngs",
+                 "--out", "."]) == 0
+    assert capsys.readouterr().out.startswith("wrote .: 2 images")
+    assert sorted(os.listdir(in_tmp_cwd)) == ["000000.png", "000001.png"]
+
+
+def test_pngs_into_a_link_to_an_empty_folder_keep_the_link_and_the_folder(capsys, tmp_path, tiny_checkpoint):
+    target = tmp_path / "target"
+    target.mkdir(mode=0o700)
+    target.chmod(0o700)
+    inode = target.stat().st_ino
+    (tmp_path / "link").symlink_to(target)
+    assert main(["sample", "-q", "--checkpoint", str(tiny_checkpoint), "--n", "2", "--format", "pngs",
+                 "--out", str(tmp_path / "link")]) == 0
+    capsys.readouterr()
+    assert (tmp_path / "link").is_symlink()
+    assert sorted(os.listdir(target)) == ["000000.png", "000001.png"]
+    assert target.stat().st_ino == inode and target.stat().st_mode & 0o777 == 0o700  # the same folder, as it was
+    assert sorted(os.listdir(tmp_path)) == ["link", "target"]
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root may write into any folder")
+def test_pngs_into_an_empty_folder_whose_parent_is_read_only(capsys, tmp_path, tiny_checkpoint):
+    parent = tmp_path / "parent"
+    (parent / "out").mkdir(parents=True)
+    parent.chmod(0o555)
+    try:
+        assert main(["sample", "-q", "--checkpoint", str(tiny_checkpoint), "--n", "2", "--format", "pngs",
+                     "--out", str(parent / "out")]) == 0
+        assert sorted(os.listdir(parent / "out")) == ["000000.png", "000001.png"]
+    finally:
+        parent.chmod(0o755)
+
+
+def test_pngs_into_a_link_to_nowhere_is_refused(capsys, tmp_path, tiny_checkpoint):
+    (tmp_path / "link").symlink_to(tmp_path / "nowhere")
+    fails(capsys, tmp_path, ["--checkpoint", str(tiny_checkpoint), "--format", "pngs", "--out",
+                             str(tmp_path / "link")], 2, "which does not exist", "create that folder first")
+
+
+def test_ctrl_c_while_sampling_into_an_existing_folder_leaves_it_empty(capsys, tmp_path, tiny_checkpoint,
+                                                                       monkeypatch):
+    import workbench.export.sampling as sampling
+
+    real_generate = sampling.generate
+
+    def interrupted(*args, **kwargs):
+        def on_step(step):
+            if step.index == 2:
+                raise KeyboardInterrupt
+        return real_generate(*args, **{**kwargs, "on_step": on_step})
+
+    monkeypatch.setattr(sampling, "generate", interrupted)
+    (tmp_path / "out").mkdir()
+    assert main(["sample", "-q", "--checkpoint", str(tiny_checkpoint), "--format", "pngs", "--out",
+                 str(tmp_path / "out")]) == 130
+    assert capsys.readouterr().err == "interrupted\n"
+    assert os.listdir(tmp_path) == ["out"] and os.listdir(tmp_path / "out") == []

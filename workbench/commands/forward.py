@@ -7,7 +7,7 @@ HELP = "write a PNG strip of dataset images noised at chosen timesteps, for one 
 
 def add_arguments(parser) -> None:
     from workbench.cli import add_config_arguments
-    from workbench.commands.sample import positive_int
+    from workbench.commands.sample import positive_int, seed_int
 
     add_config_arguments(parser)
     parser.add_argument("--timesteps", metavar="T,T,...",
@@ -15,7 +15,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--schedules", metavar="NAME,NAME,...",
                         help="compare these schedules, one block each (default: the configured [schedule])")
     parser.add_argument("--n", type=positive_int, default=4, help="dataset images, one row each (default: 4)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the noise (default: 0)")
+    parser.add_argument("--seed", type=seed_int, default=0, help="seed of the noise, 0 to 2**63-1 (default: 0)")
     parser.add_argument("--out", "-o", default="forward.png", metavar="PNG", help="output file (default: forward.png)")
     parser.add_argument("--scale", type=positive_int, default=None,
                         help="enlarge pixels by this factor (default: 2 for 32 px images)")
@@ -75,6 +75,7 @@ def block_title(cfg) -> str:
 
 def run(args) -> int:
     from workbench.cli import load_config_from_args
+    from workbench.commands.sample import plural
     from workbench.data import build_dataset
     from workbench.diffusion import GaussianDiffusion
     from workbench.engine.grid import png_bytes
@@ -98,6 +99,6 @@ def run(args) -> int:
         scale = args.scale or default_scale(images.shape[-1])
         blocks = [forward_block(title, d, images, noise, timesteps, scale) for title, d in diffusions]
         out.write_bytes(png_bytes(forward_strip(blocks)))
-    print(f"wrote {args.out}: {images.shape[0]} {cfg.dataset.name} images at t = "
+    print(f"wrote {args.out}: {plural(images.shape[0], cfg.dataset.name + ' image')} at t = "
           f"{', '.join(map(str, timesteps))} under {', '.join(c.schedule.name for c in configs)}")
     return 0

@@ -7,6 +7,7 @@ Everything the user can get wrong is checked before sampling starts (run/checkpo
 from __future__ import annotations
 
 import argparse
+import math
 import time
 
 HELP = "sample images from a trained run (PNG grid, PNG files or .npz), with optional denoising GIF/strip"
@@ -20,6 +21,33 @@ def positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"{text!r} must be 1 or more")
     return value
+
+
+MAX_SEED = 2**63 - 1  # seeds fit in 63 bits, like the per-image stream seeds (workbench.export.seeding)
+
+
+def seed_int(text: str) -> int:
+    """--seed: a whole number 0 .. 2**63-1 (argparse type, so a bad one is refused before any work)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = None
+    if value is None or not 0 <= value <= MAX_SEED:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number from 0 to 2**63-1")
+    return value
+
+
+def plural(count: int, word: str) -> str:
+    """'1 image', '2 images'."""
+    return f"{count} {word}" if count == 1 else f"{count} {word}s"
+
+
+def rate_text(count: int, seconds: float) -> str:
+    """count/seconds with one decimal, or two significant digits when that would read 0.0."""
+    rate = count / max(seconds, 1e-9)
+    if rate >= 0.1:
+        return f"{rate:.1f}"
+    return f"{rate:.{1 - math.floor(math.log10(rate))}f}"
 
 
 def add_arguments(parser) -> None:
@@ -42,8 +70,8 @@ def add_arguments(parser) -> None:
     sampling.add_argument("--set", dest="sample_set", action="append", default=[], metavar="KEY=VALUE",
                           help="any [sample] option of the sampler, e.g. --set spacing=trailing, "
                                "--set variance=fixed-large, --set dynamic_threshold=0.995 (repeatable)")
-    sampling.add_argument("--seed", type=int, default=0, help="image i of a seed is the same picture at any "
-                          "batch size, with every sampler (default: 0)")
+    sampling.add_argument("--seed", type=seed_int, default=0, help="0 to 2**63-1; image i of a seed is the same "
+                          "picture at any batch size, with every sampler (default: 0)")
     sampling.add_argument("--batch-size", type=positive_int, default=64, help="images per batch (default: 64)")
     sampling.add_argument("--label", type=int, default=None,
                           help="class-conditional models: sample this class (default: cycle through all)")
@@ -246,9 +274,9 @@ def run(args) -> int:
     options = "".join(f", {key} {value}" for key, value in section.params.items())  # eta, spacing, variance...
     weights = "EMA" if bundle.ema else "raw"
     written = ", ".join(str(r.path) for r in reserved.values())
-    print(f"wrote {written}: {n} images, {section.name} {section.steps} steps{options}, seed {args.seed}, "
-          f"{weights} weights of step {bundle.step} ({bundle.checkpoint_path}), {n / seconds:.1f} images/s "
-          f"on {device}")
+    print(f"wrote {written}: {plural(n, 'image')}, {section.name} {plural(section.steps, 'step')}{options}, "
+          f"seed {args.seed}, {weights} weights of step {bundle.step} ({bundle.checkpoint_path}), "
+          f"{rate_text(n, seconds)} images/s on {device}")
     return 0
 
 
