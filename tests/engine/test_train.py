@@ -238,6 +238,20 @@ def test_a_run_another_process_is_training_is_refused(tmp_path):
     assert run.read_status()["state"] == "finished" and run.read_status()["step"] == 4
 
 
+def test_an_abort_is_recorded_as_failed_in_status_and_events_alike(tmp_path):
+    def second_ctrl_c(event):
+        if event.kind == "metrics" and event.step >= 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(tiny_config(tmp_path, "train.steps=50", "run.name=aborted", "train.log_every=1"),
+              on_event=Recorder(second_ctrl_c))
+    run = RunDirectory(tmp_path / "aborted")
+    failed = [e for e in jsonl(run.events_path) if e["kind"] == "failed"]
+    assert len(failed) == 1 and "aborted by a second Ctrl-C" in failed[0]["message"]
+    assert run.read_status()["state"] == "failed"
+
+
 def test_resume_with_a_run_dir_elsewhere_is_refused(tmp_path):
     train(tiny_config(tmp_path, "train.steps=2", "run.name=done"))
     with pytest.raises(UsageError, match="in its own directory; leave out --run-dir"):

@@ -88,7 +88,7 @@ class Trainer:
             self._loop()
             self._finish()
         except KeyboardInterrupt:
-            self._fail("aborted by a second Ctrl-C; the steps since the last checkpoint are lost", "stopped")
+            self._fail("aborted by a second Ctrl-C; the steps since the last checkpoint are lost")
             raise
         except TrainingFailed as exc:
             self._fail(str(exc))
@@ -382,14 +382,14 @@ class Trainer:
             return f"checkpoint at step {self.last_checkpoint[0]}: {self.last_checkpoint[1]}"
         return f"no checkpoint yet; config, metrics and samples in {self.run.path}" if self.run else "nothing"
 
-    def _fail(self, message: str, state: str = "failed") -> str:
+    def _fail(self, message: str) -> str:
         """Record the failure (event + status) and return the one-line message for the caller."""
         message = " ".join(message.split())
         kept = self._kept()
         if self.run is not None and self.c.ctx.is_main:
             try:
                 self.pub.emit(RunFailed(message=message, kept=kept, step=self.step))
-                self._status(state, message=message, kept=kept)
+                self._status("failed", message=message, kept=kept)  # the same word as the event: attach agrees
             except Exception:  # noqa: BLE001 - a full disk must not hide the original error
                 pass
         return f"training failed at step {self.step}: {message} (kept: {kept})"
