@@ -100,8 +100,23 @@ def not_found(what: str, places: list[SearchPlace], download: str, fixes: str) -
 def locate(title: str, class_name: str, root: str, split: str, download: bool, subfolders: list[str],
            holds: Callable[[Path], bool], files: str, layout: str, hint: str = "",
            fallback: Callable[[], InMemoryImages] | None = None) -> Path | InMemoryImages:
-    """Search, then download when asked, then the fallback; else one DatasetError saying where it looked."""
+    """Search, then download when asked, then the fallback; else one DatasetError saying where it looked.
+
+    A `root` the user set must exist (a typo must not silently train on another copy or the embedded sample),
+    except with `download`, where a root that does not exist yet is where the download goes: then nothing
+    else is searched."""
     places = search_places(root)
+    if root and not places[0].path.is_dir():
+        where = places[0].path
+        wanted = f"{title} {split} files ({files}; {layout})"
+        if where.exists():
+            raise DatasetError(f"dataset.root = {root!r} is a file, not a folder; set it to the folder holding "
+                               f"the {wanted}")
+        if not download:
+            raise DatasetError(f"dataset.root = {root!r} does not exist; set it to a folder holding the {wanted}, "
+                               "or set dataset.download = true to download into it, or leave it empty (\"\") to "
+                               f"search ${DATA_ENV}, the cache and the system dataset folders")
+        places = places[:1]
     folder = find(places, subfolders, holds)
     if folder is not None:
         return folder
