@@ -134,6 +134,9 @@ def custom_betas(timesteps: int, betas=(), alpha_bars=(), file: str = "", file_h
 def read_schedule_file(path: Path, file_holds: str) -> tuple[np.ndarray, str]:
     """Numbers from .npy, .txt/.csv (one or more per line, '#' comments) or .json (a list, or an object with
     a "betas" or "alpha_bars" list, which then says what the file holds)."""
+    if path.is_dir():
+        raise ConfigError(f"[schedule] custom: file {str(path)!r} is a folder, not a file; give a .npy, .txt, "
+                          ".csv or .json file (relative paths start at the current folder)")
     if not path.is_file():
         raise ConfigError(f"[schedule] custom: file {str(path)!r} does not exist; give an existing "
                           ".npy, .txt, .csv or .json file (relative paths start at the current folder)")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from workbench import __version__
@@ -105,6 +106,14 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader went away (`ddpm-workbench plugins --json | head`): stop quietly, like other tools, and
+        # keep Python from failing again while it flushes stdout at exit.
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (OSError, ValueError, AttributeError):
+            pass
+        return 141  # 128 + SIGPIPE, what a shell reports for a command killed by a closed pipe
 
 
 def warn_plugin_failures() -> None:
@@ -119,7 +128,9 @@ def warn_plugin_failures() -> None:
 
 def config_arguments(args) -> tuple[str | None, list[str]]:
     """(--config, --set list) from both sides of the subcommand; the subcommand's --config wins."""
-    path = getattr(args, "config", None) or getattr(args, "root_config", None)
+    path = getattr(args, "config", None)
+    if path is None:  # an empty --config '' is kept, so that load_config refuses it
+        path = getattr(args, "root_config", None)
     overrides = list(getattr(args, "root_overrides", None) or []) + list(getattr(args, "overrides", None) or [])
     return path, overrides
 
@@ -130,3 +141,41 @@ def load_config_from_args(args):
 
     warn_plugin_failures()
     return load_config(*config_arguments(args))
+
+
+def table_console(*renderables):
+    """A rich Console for printing tables to stdout. On a terminal it has the terminal's width; redirected or
+    piped there is no width to fit, so it is as wide as `renderables` need and nothing is cut or folded."""
+    import io
+
+    from rich.console import Console
+    from rich.measure import Measurement
+
+    console = Console()
+    try:
+        is_tty = sys.stdout.isatty()
+    except (AttributeError, ValueError):
+        is_tty = False
+    if is_tty or not renderables:
+        return console
+    ruler = Console(width=100_000, file=io.StringIO())
+    need = max(Measurement.get(ruler, ruler.options, r).maximum for r in renderables)
+    return Console(width=max(need, console.width))
+
+
+def fits(console, renderable) -> bool:
+    """Whether `renderable` fits `console`'s width without cutting a word (names, numbers)."""
+    from rich.measure import Measurement
+
+    return Measurement.get(console, console.options.update_width(100_000), renderable).minimum <= console.width
+
+
+def print_tables(console, *tables) -> None:
+    """Print rich tables whose name and number columns are `no_wrap`. A table too wide for the terminal even
+    so gets those columns folded onto more lines instead of cut short with "…"."""
+    for table in tables:
+        if not fits(console, table):
+            for column in getattr(table, "columns", ()):
+                column.no_wrap = False
+                column.overflow = "fold"
+        console.print(table)

@@ -10,11 +10,13 @@ Everything is validated before any work starts, and every problem is a one-line 
 
 from __future__ import annotations
 
+import datetime
 import math
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -25,6 +27,9 @@ from workbench.errors import ConfigError, did_you_mean
 from workbench.plugin_host.registry import type_name
 
 DEFAULT_CONFIG_NAME = "workbench.toml"
+SEED_MAX = 2**63 - 1  # torch.manual_seed takes a signed 64-bit integer
+# TOML values that are not strings but were probably meant as one (name = 2024-01-01, name = 123)
+SCALARS = (bool, int, float, datetime.date, datetime.time)
 
 
 @dataclass(frozen=True)
@@ -38,18 +43,49 @@ class Key:
     max: float | None = None
     min_exclusive: bool = False
     also: tuple = ()  # other accepted types, e.g. (str,) with choices=("auto",) beside a bool
+    check: Callable[[Any], str] | None = None  # value -> what is wrong with it ("" when nothing)
 
 
 def K(default, help, **kw) -> Key:  # noqa: N802 - reads like a table below
     return Key(default, help, **kw)
 
 
+def check_run_name(name: str) -> str:
+    """What is wrong with a run name and how to fix it, or "" (empty means a timestamp)."""
+    if name == "":
+        return ""
+    if not name.strip():
+        problem = "is blank"
+    elif "/" in name or "\\" in name:
+        problem = "contains a path separator"
+    elif name == ".":
+        problem = "is run.dir itself"
+    elif ".." in name:
+        problem = "contains '..'"
+    elif any(ord(c) < 32 or ord(c) == 127 for c in name):
+        problem = "contains a control character"
+    else:
+        return ""
+    return (f"{problem}; a run name is one folder name inside run.dir: any characters except / and \\ "
+            "(and control characters), not '.' and without '..', e.g. exp-1; leave it empty for a timestamp")
+
+
+DEVICE_FORM = re.compile(r"auto|cpu|cuda|cuda:\d+|mps")
+
+
+def check_device(spec: str) -> str:
+    """What is wrong with the form of a device, or "" (whether it is available is checked by training)."""
+    if DEVICE_FORM.fullmatch(spec.strip().lower()):
+        return ""
+    return "is not a device; use auto, cpu, cuda, cuda:N (N = a GPU index, e.g. cuda:0) or mps"
+
+
 SCHEMA: dict[str, dict[str, Key]] = {
     "run": {
-        "name": K("", "run directory name under `dir`; empty: a timestamp"),
+        "name": K("", "run directory name under `dir`; empty: a timestamp", check=check_run_name),
         "dir": K("runs", "folder that holds run directories"),
-        "seed": K(0, "random seed for weights, data order, noise and samples", min=0),
-        "device": K("auto", "auto (cuda when available, else cpu), cpu, cuda or cuda:N"),
+        "seed": K(0, "random seed for weights, data order, noise and samples", min=0, max=SEED_MAX),
+        "device": K("auto", "auto (cuda when available, else cpu), cpu, cuda, cuda:N or mps", check=check_device),
     },
     "dataset": {
         "name": K("fashion-mnist", "dataset plugin (see `ddpm-workbench plugins`)"),
@@ -184,6 +220,9 @@ def load_config(path: str | Path | None = None, overrides: Iterable[str] = (), *
                 search_cwd: bool = True) -> Config:
     """Read `path` (or ./workbench.toml when it exists and `search_cwd`, or the built-in defaults), apply
     `--set section.key=value` overrides, and validate everything against the schema and the plugins."""
+    if path is not None and not str(path).strip():
+        raise ConfigError("--config '': the config file path is empty; give a TOML file, e.g. --config "
+                          "workbench.toml, or leave --config out to use ./workbench.toml or the built-in defaults")
     if path is None and search_cwd and Path(DEFAULT_CONFIG_NAME).is_file():
         path = Path(DEFAULT_CONFIG_NAME)
     if path is None:
@@ -220,6 +259,63 @@ def parse_value(text: str) -> Any:
         return text
 
 
+@dataclass(frozen=True)
+class SetValue:
+    """A `--set` value before validation: what TOML made of it, and the text as typed.
+
+    A key that expects a string takes the text as typed when TOML made a number, boolean or date of it
+    (`--set run.name=2024-01-01` names the run "2024-01-01"); every other key takes the parsed value."""
+
+    value: Any
+    text: str
+
+    def for_key(self, default: Any, also: tuple = ()) -> Any:
+        value = self.value
+        if (isinstance(default, str) and not isinstance(value, str) and isinstance(value, SCALARS)
+                and not (also and isinstance(value, also))):
+            return self.text
+        return value
+
+
+def unwrap(value: Any, default: Any = None, also: tuple = ()) -> Any:
+    """A raw config value with any `--set` wrapper removed (see `SetValue`)."""
+    return value.for_key(default, also) if isinstance(value, SetValue) else value
+
+
+def shown(value: Any) -> str:
+    """A value as a message shows it: TOML's form for dates and times, else repr."""
+    if isinstance(value, (datetime.date, datetime.time)):
+        return value.isoformat()
+    return repr(value)
+
+
+def kind_of(value: Any) -> str:
+    if isinstance(value, datetime.datetime):
+        return "a date-time"
+    if isinstance(value, datetime.date):
+        return "a date"
+    if isinstance(value, datetime.time):
+        return "a time"
+    return type_name(value)
+
+
+def toml_text(value: Any) -> str:
+    """A scalar as it was probably written in TOML (2024-01-01, 123, true)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (datetime.date, datetime.time)):
+        return value.isoformat()
+    return str(value)
+
+
+def not_a_string(section: str, key: str, value: Any, expected: str, what: str) -> ConfigError:
+    """The error for a non-string where a string is expected, with the fix: quote it."""
+    message = f"[{section}] {key} = {shown(value)} is {kind_of(value)}; it must be {expected}"
+    if isinstance(value, SCALARS):
+        message += f": quote it, {key} = {toml_value(toml_text(value))}"
+    return ConfigError(f"{message} ({what})")
+
+
 def apply_overrides(raw: dict[str, Any], overrides: Iterable[str]) -> None:
     for item in overrides:
         key, sep, value = item.partition("=")
@@ -229,7 +325,7 @@ def apply_overrides(raw: dict[str, Any], overrides: Iterable[str]) -> None:
         table = raw.setdefault(section, {})
         if not isinstance(table, dict):
             raise ConfigError(f"--set {item!r}: {section!r} is not a section")
-        table[name] = parse_value(value.strip())
+        table[name] = SetValue(parse_value(value.strip()), value.strip())
 
 
 def check_host_value(section: str, key: str, value: Any, spec: Key) -> Any:
@@ -249,7 +345,9 @@ def check_host_value(section: str, key: str, value: Any, spec: Key) -> Any:
         allowed = type_name(default)
         if spec.also:
             allowed += " or " + " or ".join(type_name(t()) for t in spec.also)
-        raise ConfigError(f"[{section}] {key} = {value!r} is {type_name(value)}; it must be {allowed} "
+        if isinstance(default, str):
+            raise not_a_string(section, key, value, allowed, spec.help)
+        raise ConfigError(f"[{section}] {key} = {shown(value)} is {kind_of(value)}; it must be {allowed} "
                           f"({spec.help})")
     if isinstance(value, float) and not math.isfinite(value):
         raise ConfigError(f"[{section}] {key} = {value!r} must be a finite number ({spec.help})")
@@ -265,6 +363,9 @@ def check_host_value(section: str, key: str, value: Any, spec: Key) -> Any:
             raise ConfigError(f"[{section}] {key} = {value!r} is out of range; it must be {bound} ({spec.help})")
     if spec.max is not None and isinstance(value, (int, float)) and not isinstance(value, bool) and value > spec.max:
         raise ConfigError(f"[{section}] {key} = {value!r} is out of range; it must be <= {spec.max} ({spec.help})")
+    problem = spec.check(value) if spec.check is not None and isinstance(value, str) else ""
+    if problem:
+        raise ConfigError(f"[{section}] {key} = {value!r} {problem}")
     return value
 
 
@@ -287,15 +388,25 @@ def resolve(raw: Mapping[str, Any], *, source: str = "built-in defaults", host=N
         table = dict(raw.get(section, {}))
         values = {}
         for key, spec in keys.items():
-            values[key] = check_host_value(section, key, table.pop(key), spec) if key in table else spec.default
+            if key in table:
+                values[key] = check_host_value(section, key, unwrap(table.pop(key), spec.default, spec.also), spec)
+            else:
+                values[key] = spec.default
         kind = PLUGIN_SECTIONS.get(section)
         if kind is None:
+            table = {key: unwrap(value) for key, value in table.items()}
             if table:
                 key = next(iter(table))
                 raise ConfigError(f"[{section}] unknown key {key!r}{did_you_mean(key, keys)}; "
                                   f"keys are: {', '.join(keys)}")
         else:
             component = host.get(kind, values["name"], section=section)
+            table = {key: unwrap(value, component.params.get(key)) for key, value in table.items()}
+            for key, value in table.items():
+                default = component.params.get(key)
+                if isinstance(default, str) and isinstance(value, SCALARS):
+                    raise not_a_string(section, key, value, "a string",
+                                       f"{kind} {component.name!r}, default {default!r}")
             unknown = [k for k in table if k not in component.params]
             if unknown:
                 key = unknown[0]

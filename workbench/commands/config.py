@@ -7,6 +7,14 @@ import json
 HELP = "print the resolved configuration (defaults, file and --set overrides, validated)"
 
 
+def check_schedule(cfg) -> None:
+    """Build the noise schedule exactly as `train` does, so that what only shows when the betas are made (a
+    custom schedule's file or values, a schedule that fails at this T) is reported here too."""
+    from workbench.diffusion import build_schedule
+
+    build_schedule(cfg.schedule)
+
+
 def add_arguments(parser) -> None:
     from workbench.cli import add_config_arguments
 
@@ -18,6 +26,7 @@ def run(args) -> int:
     from workbench.cli import load_config_from_args
 
     cfg = load_config_from_args(args)
+    check_schedule(cfg)
     if args.json:
         print(json.dumps({"source": cfg.source, "config": cfg.as_dict()}, indent=2))
     else:

@@ -26,40 +26,51 @@ def run(args) -> int:
     if args.json:
         print(json.dumps(listing, indent=2))
         return 0
-    from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
-    console = Console()
+    from workbench.cli import print_tables, table_console
+
     table = Table(title="ddpm-workbench plugins", title_justify="left")
-    for column in ("plugin", "version", "origin", "registered"):
-        table.add_column(column)
+    for column in ("plugin", "version", "origin"):
+        table.add_column(column, **NAME)
+    table.add_column("registered", overflow="fold")  # lists of names: wrapped between names, never cut
     for p in listing["plugins"]:
         registered = "\n".join(f"{kind}: {', '.join(names)}" for kind, names in sorted(p["registered"].items()))
-        table.add_row(p["name"], p["version"], p["origin"], registered or "-")
-    console.print(table)
+        table.add_row(Text(p["name"]), Text(p["version"]), Text(p["origin"]), Text(registered or "-"))
+    tables = [table]
     if args.describe:
-        console.print(backbones_table(listing["backbones"]))
+        tables.append(backbones_table(listing["backbones"]))
     if listing["failures"]:
         failed = Table(title="load failures", title_justify="left", title_style="bold red")
-        for column in ("plugin", "distribution", "error"):
-            failed.add_column(column)
+        for column in ("plugin", "distribution"):
+            failed.add_column(column, **NAME)
+        failed.add_column("error", overflow="fold")
         for f in listing["failures"]:
-            failed.add_row(f["plugin"], f["distribution"], f["error"])
-        console.print(failed)
+            failed.add_row(Text(f["plugin"]), Text(f["distribution"]), Text(f["error"]))
+        tables.append(failed)
+    print_tables(table_console(*tables), *tables)
     return 0
+
+
+# Names, versions and numbers: never wrapped or cut short with "…" (folded only when a terminal is too
+# narrow for even them; piped output is as wide as it needs, see workbench.cli.table_console).
+NAME = {"no_wrap": True, "overflow": "fold"}
 
 
 def backbones_table(rows):
     from rich.table import Table
+    from rich.text import Text
 
     table = Table(title="backbones (forward FLOPs for one image; a training step is ~3x)", title_justify="left")
-    for column, justify in (("backbone", "left"), ("preset", "left"), ("input", "right"), ("params", "right"),
-                            ("GFLOPs/img", "right")):
-        table.add_column(column, justify=justify)
+    for column, justify in (("backbone", "left"), ("preset", "left"), ("input", "right"), ("params", "right")):
+        table.add_column(column, justify=justify, **NAME)
+    table.add_column("GFLOPs/img", justify="right", overflow="fold")  # or the error
     for r in rows:
         size = f"{r['in_channels']}x{r['image_size']}x{r['image_size']}"
         if "error" in r:
-            table.add_row(r["backbone"], r["variant"] or "-", size, "[red]failed[/red]", r["error"])
+            table.add_row(Text(r["backbone"]), Text(r["variant"] or "-"), size, "[red]failed[/red]",
+                          Text(r["error"], justify="left"))
         else:
             table.add_row(r["backbone"], r["variant"] or "-", size, f"{r['params']:,}",
                           f"{r['flops_per_image'] / 1e9:.2f}")

@@ -40,30 +40,79 @@ def run(args) -> int:
     return 0
 
 
-def print_table(rows: list[dict], timesteps: int, zero_terminal_snr: bool) -> None:
-    from rich.console import Console
-    from rich.markup import escape
-    from rich.table import Table
+def number(value: float, digits: int = 4) -> str:
+    """`digits` significant digits in as few characters as possible: 0.9999, 0.006277, 4.036e-5, 1.102e-4."""
+    import re
 
+    def compact(text: str) -> str:
+        mantissa, e, exponent = text.partition("e")
+        if not e:
+            return text
+        if "." in mantissa:
+            mantissa = mantissa.rstrip("0").rstrip(".")
+        return f"{mantissa}e{int(exponent)}"
+
+    fixed = compact(f"{value:.{digits}g}")
+    if value == 0 or re.fullmatch(r"-?\d+(\.\d*)?e-?\d+", fixed):
+        return fixed
+    scientific = compact(f"{value:.{digits - 1}e}")
+    return scientific if len(scientific) < len(fixed) else fixed
+
+
+def print_table(rows: list[dict], timesteps: int, zero_terminal_snr: bool) -> None:
+    """One table with the plugin and paper columns when it fits the terminal without cutting a name or a
+    number; else the numbers in one table and the plugins and papers in a second. Piped, always the one
+    table, as wide as it needs (see workbench.cli.table_console). Errors follow as lines. Names and
+    numbers are never cut: on a terminal too narrow even for them, they fold onto more lines."""
+    from rich import box
+    from rich.console import Group
+    from rich.table import Table
+    from rich.text import Text
+
+    from workbench.cli import fits, print_tables, table_console
     from workbench.diffusion.schedule import table_indices
 
     indices = table_indices(timesteps)
     title = f"noise schedules at T = {timesteps}" + (", rescaled to zero terminal SNR" if zero_terminal_snr else "")
-    table = Table(title=title, title_justify="left",
-                  caption="alpha-bar at index 0 .. T-1 (0-based); * = the configured schedule", caption_justify="left")
-    table.add_column("schedule")
-    table.add_column("plugin")
-    for label, index in indices.items():
-        table.add_column(f"ᾱ[{label}]" if label != "T" else f"ᾱ[{index}]", justify="right")
-    table.add_column("SNR(T)", justify="right")
-    table.add_column("paper")
-    for row in rows:
-        name = escape(row["name"]) + (" *" if row["selected"] else "")
-        paper = escape(row["paper"])
-        if row["error"]:
-            dashes = ["-"] * (len(indices) + 1)
-            table.add_row(name, escape(row["plugin"]), *dashes, f"{paper}\n[red]error: {escape(row['error'])}[/red]")
-            continue
-        values = [f"{row['alpha_bar'][label]:.4g}" for label in indices]
-        table.add_row(name, escape(row["plugin"]), *values, f"{row['terminal_snr']:.3g}", paper)
-    Console().print(table)
+    caption = "alpha-bar at index 0 .. T-1 (0-based); * = the configured schedule"
+
+    def make(numbers: bool, papers: bool, digits: int = 4) -> Table:
+        # Names and numbers are never wrapped or cut; only on a terminal too narrow even for them, they fold.
+        fixed = {"no_wrap": True, "overflow": "fold"}
+        table = Table(title=title if numbers else None, title_justify="left", caption=caption if numbers else None,
+                      caption_justify="left", box=box.SIMPLE_HEAD, show_edge=False, padding=(0, 1, 0, 0),
+                      pad_edge=False)
+        table.add_column("schedule", **fixed)
+        if papers:
+            table.add_column("plugin", **fixed)
+        if numbers:
+            for label, index in indices.items():
+                table.add_column(f"ᾱ[{label}]" if label != "T" else f"ᾱ[{index}]", justify="right", **fixed)
+            table.add_column("SNR(T)", justify="right", **fixed)
+        if papers:
+            table.add_column("paper", overflow="fold")
+        for row in rows:
+            cells = [Text(row["name"] + (" *" if row["selected"] else ""))]
+            if papers:
+                cells.append(Text(row["plugin"]))
+            if numbers and row["error"]:
+                cells += ["-"] * (len(indices) + 1)
+            elif numbers:
+                cells += [number(row["alpha_bar"][label], digits) for label in indices]
+                cells.append(number(row["terminal_snr"], 3))
+            if papers:
+                cells.append(Text(row["paper"]))
+            table.add_row(*cells)
+        return table
+
+    errors = [Text(f"{row['name']}: error: {row['error']}", style="red") for row in rows if row["error"]]
+    full = make(numbers=True, papers=True)
+    console = table_console(full, *errors)
+    if fits(console, full):
+        console.print(Group(full, *errors))
+        return
+    # Too narrow: the numbers alone (with 3 significant digits if 4 do not fit), then plugins and papers.
+    numbers = make(numbers=True, papers=False)
+    if not fits(console, numbers):
+        numbers = make(numbers=True, papers=False, digits=3)
+    print_tables(console, numbers, Text(""), make(numbers=False, papers=True), *errors)

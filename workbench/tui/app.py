@@ -248,7 +248,10 @@ def reattach_spec(path: str, base_dir: str) -> str:
 
 def run_app(config: Config, *, run: RunDirectory | None = None, run_now: bool = False) -> int:
     """Open the workbench in this terminal (setup, `--run-now` or attached to `run`)."""
+    from workbench.tui import require_terminal
     from workbench.tui.image_render import choose_renderer
+
+    require_terminal()
 
     renderer, why = choose_renderer(config.ui.image_renderer, is_tty=sys.stdout.isatty())
     if renderer != "halfblock":
