@@ -120,7 +120,8 @@ def test_pngs_into_a_folder_that_is_not_empty(capsys, tmp_path, tiny_checkpoint)
     assert os.listdir(tmp_path / "full") == ["keep.png"]
 
 
-def test_ctrl_c_during_sampling_leaves_nothing_behind(capsys, tmp_path, tiny_checkpoint, monkeypatch):
+def interrupt_sampling_at_step_2(monkeypatch) -> None:
+    """Make the next sampling run raise KeyboardInterrupt (a Ctrl-C) at its third sampler step."""
     import workbench.export.sampling as sampling
 
     real_generate = sampling.generate
@@ -132,6 +133,10 @@ def test_ctrl_c_during_sampling_leaves_nothing_behind(capsys, tmp_path, tiny_che
         return real_generate(*args, **{**kwargs, "on_step": on_step})
 
     monkeypatch.setattr(sampling, "generate", interrupted)
+
+
+def test_ctrl_c_during_sampling_leaves_nothing_behind(capsys, tmp_path, tiny_checkpoint, monkeypatch):
+    interrupt_sampling_at_step_2(monkeypatch)
     before = listing(tmp_path)
     code = main(["sample", "-q", "--checkpoint", str(tiny_checkpoint), "--format", "pngs", "--out",
                  str(tmp_path / "pngs"), "--progression", str(tmp_path / "p.gif"), "--strip", str(tmp_path / "s.png")])
@@ -217,17 +222,7 @@ def test_pngs_into_a_link_to_nowhere_is_refused(capsys, tmp_path, tiny_checkpoin
 
 def test_ctrl_c_while_sampling_into_an_existing_folder_leaves_it_empty(capsys, tmp_path, tiny_checkpoint,
                                                                        monkeypatch):
-    import workbench.export.sampling as sampling
-
-    real_generate = sampling.generate
-
-    def interrupted(*args, **kwargs):
-        def on_step(step):
-            if step.index == 2:
-                raise KeyboardInterrupt
-        return real_generate(*args, **{**kwargs, "on_step": on_step})
-
-    monkeypatch.setattr(sampling, "generate", interrupted)
+    interrupt_sampling_at_step_2(monkeypatch)
     (tmp_path / "out").mkdir()
     assert main(["sample", "-q", "--checkpoint", str(tiny_checkpoint), "--format", "pngs", "--out",
                  str(tmp_path / "out")]) == 130
