@@ -109,11 +109,20 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:
         # The reader went away (`ddpm-workbench plugins --json | head`): stop quietly, like other tools, and
         # keep Python from failing again while it flushes stdout at exit.
-        try:
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        except (OSError, ValueError, AttributeError):
-            pass
+        point_at_devnull(sys.stdout)
         return 141  # 128 + SIGPIPE, what a shell reports for a command killed by a closed pipe
+
+
+def point_at_devnull(*streams) -> None:
+    """Send whatever is still written to `streams` (their file descriptors) to /dev/null: for output whose
+    reader or terminal went away, so later writes and the interpreter's final flush cannot fail."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        for stream in streams:
+            os.dup2(devnull, stream.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):
+        pass
 
 
 def warn_plugin_failures() -> None:

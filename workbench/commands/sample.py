@@ -23,16 +23,16 @@ def positive_int(text: str) -> int:
     return value
 
 
-MAX_SEED = 2**63 - 1  # seeds fit in 63 bits, like the per-image stream seeds (workbench.export.seeding)
-
-
 def seed_int(text: str) -> int:
-    """--seed: a whole number 0 .. 2**63-1 (argparse type, so a bad one is refused before any work)."""
+    """--seed: a whole number 0 .. 2**63-1, the range of run.seed (argparse type, so a bad one is refused
+    before any work)."""
+    from workbench.config import SEED_MAX
+
     try:
         value = int(text)
     except ValueError:
         value = None
-    if value is None or not 0 <= value <= MAX_SEED:
+    if value is None or not 0 <= value <= SEED_MAX:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number from 0 to 2**63-1")
     return value
 

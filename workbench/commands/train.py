@@ -185,14 +185,10 @@ class SafeDisplay:
         self._call("close")
 
     def silence(self) -> None:
+        from workbench.cli import point_at_devnull
+
         self.silenced = True
-        try:
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            for stream in (sys.stdout, sys.stderr):
-                os.dup2(devnull, stream.fileno())
-            os.close(devnull)
-        except (OSError, ValueError, AttributeError):
-            pass
+        point_at_devnull(sys.stdout, sys.stderr)
 
 
 class PlainDisplay:
