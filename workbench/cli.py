@@ -152,6 +152,11 @@ def load_config_from_args(args):
     return load_config(*config_arguments(args))
 
 
+# Table columns of names, versions and numbers: never wrapped or cut short with "…"; folded onto more lines
+# only when a terminal is too narrow even for them (piped output is as wide as it needs: table_console).
+UNCUT_COLUMN = {"no_wrap": True, "overflow": "fold"}
+
+
 def table_console(*renderables):
     """A rich Console for printing tables to stdout. On a terminal it has the terminal's width; redirected or
     piped there is no width to fit, so it is as wide as `renderables` need and nothing is cut or folded."""

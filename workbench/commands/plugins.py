@@ -29,11 +29,11 @@ def run(args) -> int:
     from rich.table import Table
     from rich.text import Text
 
-    from workbench.cli import print_tables, table_console
+    from workbench.cli import UNCUT_COLUMN, print_tables, table_console
 
     table = Table(title="ddpm-workbench plugins", title_justify="left")
     for column in ("plugin", "version", "origin"):
-        table.add_column(column, **NAME)
+        table.add_column(column, **UNCUT_COLUMN)
     table.add_column("registered", overflow="fold")  # lists of names: wrapped between names, never cut
     for p in listing["plugins"]:
         registered = "\n".join(f"{kind}: {', '.join(names)}" for kind, names in sorted(p["registered"].items()))
@@ -44,7 +44,7 @@ def run(args) -> int:
     if listing["failures"]:
         failed = Table(title="load failures", title_justify="left", title_style="bold red")
         for column in ("plugin", "distribution"):
-            failed.add_column(column, **NAME)
+            failed.add_column(column, **UNCUT_COLUMN)
         failed.add_column("error", overflow="fold")
         for f in listing["failures"]:
             failed.add_row(Text(f["plugin"]), Text(f["distribution"]), Text(f["error"]))
@@ -53,18 +53,15 @@ def run(args) -> int:
     return 0
 
 
-# Names, versions and numbers: never wrapped or cut short with "…" (folded only when a terminal is too
-# narrow for even them; piped output is as wide as it needs, see workbench.cli.table_console).
-NAME = {"no_wrap": True, "overflow": "fold"}
-
-
 def backbones_table(rows):
     from rich.table import Table
     from rich.text import Text
 
+    from workbench.cli import UNCUT_COLUMN
+
     table = Table(title="backbones (forward FLOPs for one image; a training step is ~3x)", title_justify="left")
     for column, justify in (("backbone", "left"), ("preset", "left"), ("input", "right"), ("params", "right")):
-        table.add_column(column, justify=justify, **NAME)
+        table.add_column(column, justify=justify, **UNCUT_COLUMN)
     table.add_column("GFLOPs/img", justify="right", overflow="fold")  # or the error
     for r in rows:
         size = f"{r['in_channels']}x{r['image_size']}x{r['image_size']}"

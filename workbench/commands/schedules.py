@@ -69,7 +69,7 @@ def print_table(rows: list[dict], timesteps: int, zero_terminal_snr: bool) -> No
     from rich.table import Table
     from rich.text import Text
 
-    from workbench.cli import fits, print_tables, table_console
+    from workbench.cli import UNCUT_COLUMN, fits, print_tables, table_console
     from workbench.diffusion.schedule import table_indices
 
     indices = table_indices(timesteps)
@@ -77,18 +77,17 @@ def print_table(rows: list[dict], timesteps: int, zero_terminal_snr: bool) -> No
     caption = "alpha-bar at index 0 .. T-1 (0-based); * = the configured schedule"
 
     def make(numbers: bool, papers: bool, digits: int = 4) -> Table:
-        # Names and numbers are never wrapped or cut; only on a terminal too narrow even for them, they fold.
-        fixed = {"no_wrap": True, "overflow": "fold"}
         table = Table(title=title if numbers else None, title_justify="left", caption=caption if numbers else None,
                       caption_justify="left", box=box.SIMPLE_HEAD, show_edge=False, padding=(0, 1, 0, 0),
                       pad_edge=False)
-        table.add_column("schedule", **fixed)
+        table.add_column("schedule", **UNCUT_COLUMN)
         if papers:
-            table.add_column("plugin", **fixed)
+            table.add_column("plugin", **UNCUT_COLUMN)
         if numbers:
             for label, index in indices.items():
-                table.add_column(f"ᾱ[{label}]" if label != "T" else f"ᾱ[{index}]", justify="right", **fixed)
-            table.add_column("SNR(T)", justify="right", **fixed)
+                table.add_column(f"ᾱ[{label}]" if label != "T" else f"ᾱ[{index}]", justify="right",
+                                 **UNCUT_COLUMN)
+            table.add_column("SNR(T)", justify="right", **UNCUT_COLUMN)
         if papers:
             table.add_column("paper", overflow="fold")
         for row in rows:
