@@ -24,9 +24,7 @@ from workbench.engine.events import (
     StateChanged,
     StepMetrics,
 )
-
-# The states in which the engine process is expected to be alive and to obey control commands.
-LIVE_STATES = ("starting", "running", "paused", "stopping")
+from workbench.engine.rundir import LIVE_STATES  # the engine is expected alive and obeying controls
 
 
 @dataclass(frozen=True)
