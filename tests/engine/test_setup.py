@@ -46,3 +46,8 @@ def test_device_names():
             resolve_device("cuda")
     with pytest.raises(ConfigError, match="is not a device"):
         resolve_device("tpu")
+    with pytest.raises(ConfigError, match="is not a device"):
+        resolve_device("cuda:x")
+    if not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        with pytest.raises(ConfigError, match=r"'mps' but no Apple GPU \(MPS\) is available"):
+            resolve_device("mps")

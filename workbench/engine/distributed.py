@@ -37,9 +37,15 @@ def launched_by_torchrun() -> bool:
     return "RANK" in os.environ and "WORLD_SIZE" in os.environ
 
 
-def resolve_device(spec: str, local_rank: int = 0) -> torch.device:
-    """run.device -> a torch.device: auto (cuda when available, else cpu), cpu, cuda (the local rank's GPU)
-    or cuda:N."""
+def resolve_device(spec: str, local_rank: int = 0, *, option: str = "[run] device =",
+                   error: type[Exception] = ConfigError) -> torch.device:
+    """run.device (or a command's --device) -> a torch.device: auto (cuda when available, else cpu), cpu,
+    cuda (the local rank's GPU), cuda:N or mps. Problems raise `error`, naming `option`."""
+    from workbench.config import check_device
+
+    problem = check_device(spec)  # the form, checked where the config checks it; availability below
+    if problem:
+        raise error(f"{option} {spec!r} {problem}")
     spec = spec.strip().lower()
     if spec == "auto":
         spec = "cuda" if torch.cuda.is_available() else "cpu"
@@ -47,16 +53,15 @@ def resolve_device(spec: str, local_rank: int = 0) -> torch.device:
         return torch.device("cpu")
     if spec == "cuda" or spec.startswith("cuda:"):
         if not torch.cuda.is_available():
-            raise ConfigError(f"[run] device = {spec!r} but no CUDA GPU is available here; "
-                              "use device = \"cpu\" or \"auto\"")
-        index = local_rank if spec == "cuda" else int(spec.split(":", 1)[1]) if spec[5:].isdigit() else -1
+            raise error(f"{option} {spec!r} but no CUDA GPU is available here; use \"cpu\" or \"auto\"")
+        index = local_rank if spec == "cuda" else int(spec[5:])  # check_device let only cuda:<digits> through
         if not 0 <= index < torch.cuda.device_count():
-            raise ConfigError(f"[run] device = {spec!r}: no such GPU (this machine has "
-                              f"{torch.cuda.device_count()}); use cuda:0 .. cuda:{torch.cuda.device_count() - 1}")
+            raise error(f"{option} {spec!r}: no such GPU (this machine has {torch.cuda.device_count()}); "
+                        f"use cuda:0 .. cuda:{torch.cuda.device_count() - 1}")
         return torch.device("cuda", index)
-    if spec == "mps" and getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-        return torch.device("mps")
-    raise ConfigError(f"[run] device = {spec!r} is not a device; use auto, cpu, cuda or cuda:N")
+    if not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):  # spec is "mps"
+        raise error(f"{option} {spec!r} but no Apple GPU (MPS) is available here; use \"cpu\" or \"auto\"")
+    return torch.device("mps")
 
 
 def init_distributed(device_spec: str) -> tuple[Distributed, torch.device]:

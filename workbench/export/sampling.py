@@ -42,18 +42,11 @@ class SampleResult:
 
 
 def resolve_device(name: str | None) -> torch.device:
-    """`auto` (or None) -> cuda when available, else cpu; anything else as torch understands it."""
+    """A command's --device (None: auto), by training's rules (workbench.engine.distributed.resolve_device)."""
+    from workbench.engine.distributed import resolve_device as resolve
     from workbench.errors import UsageError
 
-    if name in (None, "", "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except (RuntimeError, ValueError):
-        raise UsageError(f"--device {name!r} is not a device; use auto, cpu, cuda or cuda:N") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise UsageError(f"--device {name!r}: CUDA is not available on this machine; use --device cpu")
-    return device
+    return resolve(name or "auto", option="--device", error=UsageError)
 
 
 def sampling_dtype(precision: str, device: torch.device) -> torch.dtype | None:
