@@ -140,7 +140,7 @@ def test_config_reports_what_train_would_refuse_about_the_schedule(in_tmp_cwd, c
     from workbench.errors import WorkbenchError
 
     with pytest.raises(WorkbenchError) as info:  # the very check `train` runs, with the same message
-        build_schedule(load_config(*config_arguments(build_parser().parse_args(["config", *argv]))).schedule)
+        build_schedule(load_config(*config_arguments(build_parser("config").parse_args(["config", *argv]))).schedule)
     assert f"error: {info.value}".startswith(expected) and info.value.exit_code == code
 
 

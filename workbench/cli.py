@@ -1,9 +1,9 @@
 """The `ddpm-workbench` command line.
 
 `ddpm-workbench` alone opens the TUI; each subcommand lives in `workbench.commands.<name>` as a module with
-`HELP`, `add_arguments(parser)` and `run(args) -> int`. A subcommand whose module has not landed yet says
-so in one line. Errors the user can fix (`WorkbenchError`) print one line and exit with their code (2 for
-usage errors), never a traceback.
+`add_arguments(parser)` and `run(args) -> int`, and its one-line help is in `COMMANDS` below, so `--help`
+imports no command module and a command imports only its own. Errors the user can fix (`WorkbenchError`)
+print one line and exit with their code (2 for usage errors), never a traceback.
 """
 
 from __future__ import annotations
@@ -14,19 +14,19 @@ import os
 import sys
 
 from workbench import __version__
-from workbench.errors import NotYetAvailable, UsageError, WorkbenchError
+from workbench.errors import UsageError, WorkbenchError
 
-# subcommand -> the issue that brings it, for the "not available yet" message
-SUBCOMMANDS = {
-    "train": "the training engine",
-    "sample": "sampling and export",
-    "forward": "sampling and export",
-    "schedules": "the diffusion core",
-    "plugins": "the plugin host",
-    "attach": "the TUI",
-    "config": "the config loader",
+# subcommand -> its one-line help (the module is workbench.commands.<subcommand>)
+COMMANDS = {
+    "train": "train a model headless: progress on a terminal, plain log lines otherwise (works under torchrun)",
+    "sample": "sample images from a trained run (PNG grid, PNG files or .npz), with optional denoising GIF/strip",
+    "forward": "write a PNG strip of dataset images noised at chosen timesteps, for one or several schedules",
+    "schedules": "list the installed noise schedules with alpha-bar at 0, T/4, T/2, 3T/4, T and the terminal SNR",
+    "plugins": "list plugins with version, origin and what each registered, load failures included",
+    "attach": "reattach the workbench to a run (running or finished) and replay its whole history",
+    "config": "print the resolved configuration (defaults, file and --set overrides, validated)",
 }
-TUI_MODULE = "workbench.commands.tui"
+TUI_MODULE = "workbench.commands.tui"  # `ddpm-workbench` with no subcommand; also adds root-level flags
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -50,55 +50,46 @@ def add_config_arguments(parser: argparse.ArgumentParser, *, root: bool = False)
 
 
 def load_command(name: str):
-    """The module implementing subcommand `name`, or None when it has not landed yet."""
-    module_name = TUI_MODULE if name == "tui" else f"workbench.commands.{name}"
-    try:
-        return importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        if exc.name == module_name:
-            return None
-        raise
+    """The module implementing subcommand `name` ("tui" for the workbench itself)."""
+    return importlib.import_module(TUI_MODULE if name == "tui" else f"workbench.commands.{name}")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None, *, add_help: bool = True) -> argparse.ArgumentParser:
+    """The parser with every subcommand listed; only `command`'s module is imported and given its arguments."""
     parser = ArgumentParser(
-        prog="ddpm-workbench",
+        prog="ddpm-workbench", add_help=add_help,
         description="Train and sample DDPM diffusion models. With no subcommand, opens the training workbench (TUI).",
     )
     parser.add_argument("--version", action="version", version=f"ddpm-workbench {__version__}")
     add_config_arguments(parser, root=True)
-    tui = load_command("tui")
-    if tui is not None:
-        tui.add_arguments(parser)
+    parser.add_argument("--run-now", action="store_true",
+                        help="skip the setup view and start training the configured run at once")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=ArgumentParser)
-    for name, issue in SUBCOMMANDS.items():
-        module = load_command(name)
-        if module is None:
-            p = sub.add_parser(name, help=f"(not available yet: lands with {issue})", add_help=False)
-            p.set_defaults(missing=(name, issue))
-        else:
-            p = sub.add_parser(name, help=module.HELP, description=module.HELP)
+    for name, help_text in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text, add_help=name == command)
+        if name == command:
+            module = load_command(name)
             module.add_arguments(p)
             p.set_defaults(handler=module.run)
     return parser
 
 
+def chosen_command(argv: list[str] | None) -> str | None:
+    """The subcommand named in `argv` (None for the workbench), found by a parser that knows no
+    subcommand's own arguments (those are left over), so that only that command is imported."""
+    probe = build_parser(add_help=False)  # `train --help` must reach the real parser of `train`
+    try:
+        args, _ = probe.parse_known_args(argv)
+    except UsageError:
+        return None  # the full parser reports it
+    return args.command
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
-        parser = build_parser()
-        args, extra = parser.parse_known_args(argv)
-        if extra and not getattr(args, "missing", None):
-            parser.error(f"unrecognized arguments: {' '.join(extra)}")
-        if getattr(args, "missing", None):
-            name, issue = args.missing
-            raise NotYetAvailable(f"`ddpm-workbench {name}` is not available yet: it lands with {issue}")
-        handler = getattr(args, "handler", None)
-        if handler is None:
-            tui = load_command("tui")
-            if tui is None:
-                raise NotYetAvailable("the training workbench (TUI) is not available yet; "
-                                      "use `ddpm-workbench train` or see --help")
-            handler = tui.run
+        parser = build_parser(chosen_command(argv))
+        args = parser.parse_args(argv)
+        handler = getattr(args, "handler", None) or load_command("tui").run
         return int(handler(args) or 0)
     except WorkbenchError as exc:
         print(f"error: {exc}", file=sys.stderr)

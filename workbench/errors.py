@@ -36,10 +36,6 @@ class CheckpointError(WorkbenchError):
     """A checkpoint is missing, truncated, or does not match what was asked for."""
 
 
-class NotYetAvailable(UsageError):
-    """A subcommand whose feature has not landed yet."""
-
-
 def did_you_mean(word: str, choices) -> str:
     """' (did you mean "x"?)' for the closest choice, or '' when nothing is close."""
     import difflib

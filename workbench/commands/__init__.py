@@ -1,1 +1,1 @@
-"""One module per `ddpm-workbench` subcommand: `HELP`, `add_arguments(parser)`, `run(args) -> int`."""
+"""One module per `ddpm-workbench` subcommand: `add_arguments(parser)` and `run(args) -> int` (its help line is in workbench.cli.COMMANDS)."""

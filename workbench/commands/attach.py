@@ -7,8 +7,6 @@ events follow as the engine writes them. This is how to get back to a run after 
 
 from __future__ import annotations
 
-HELP = "reattach the workbench to a run (running or finished) and replay its whole history"
-
 
 def add_arguments(parser) -> None:
     from workbench.cli import add_config_arguments

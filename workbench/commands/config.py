@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 
-HELP = "print the resolved configuration (defaults, file and --set overrides, validated)"
-
 
 def check_schedule(cfg) -> None:
     """Build the noise schedule exactly as `train` does, so that what only shows when the betas are made (a

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-HELP = "write a PNG strip of dataset images noised at chosen timesteps, for one or several schedules"
-
 
 def add_arguments(parser) -> None:
     from workbench.cli import add_config_arguments

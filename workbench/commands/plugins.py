@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 
-HELP = "list plugins with version, origin and what each registered, load failures included"
-
 
 def add_arguments(parser) -> None:
     parser.add_argument("--json", action="store_true", help="machine-readable output")

@@ -10,8 +10,6 @@ import argparse
 import math
 import time
 
-HELP = "sample images from a trained run (PNG grid, PNG files or .npz), with optional denoising GIF/strip"
-
 
 def positive_int(text: str) -> int:
     try:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 
-HELP = "list the installed noise schedules with alpha-bar at 0, T/4, T/2, 3T/4, T and the terminal SNR"
-
 
 def add_arguments(parser) -> None:
     from workbench.cli import add_config_arguments

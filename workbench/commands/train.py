@@ -15,8 +15,6 @@ import sys
 import threading
 import time
 
-HELP = "train a model headless: progress on a terminal, plain log lines otherwise (works under torchrun)"
-
 
 def add_arguments(parser) -> None:
     from workbench.cli import add_config_arguments

@@ -1,13 +1,7 @@
-"""`ddpm-workbench` with no subcommand: open the training workbench (TUI).
-
-Root-level flags live here (the CLI calls `add_arguments` on the top-level parser)."""
+"""`ddpm-workbench` with no subcommand: open the training workbench (TUI). Its flag (--run-now) is a root-level
+flag, defined in workbench.cli."""
 
 from __future__ import annotations
-
-
-def add_arguments(parser) -> None:
-    parser.add_argument("--run-now", action="store_true",
-                        help="skip the setup view and start training the configured run at once")
 
 
 def run(args) -> int:
