@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 import pytest
 from conftest import replayed, screen_text, wait_until
@@ -83,3 +84,38 @@ async def test_samples_browser_steps_through_the_grids(config):
         assert view.image is not latest and view.image.size == latest.size
         await pilot.press("escape")
         await wait_until(pilot, lambda: not isinstance(app.screen, SamplesScreen), what="back to the run view")
+
+
+async def test_ticked_and_unticked_schedules_differ_without_colour(config):
+    app = WorkbenchApp(config)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_until(pilot, lambda: isinstance(app.screen, SetupScreen), what="setup view")
+        await pilot.press("f3")
+        await pilot.pause(0.2)
+        boxes = dict((name, box) for box, name in re.findall(r"▐(.)▌ (\S+)", screen_text(app)))
+        assert boxes["linear"] == boxes["cosine"] == "X"  # ticked
+        assert boxes["quadratic"] == " "  # unticked: an empty box
+
+
+async def test_a_custom_schedule_is_plotted_from_the_configured_values(tmp_path):
+    from workbench.config import load_config
+
+    config = load_config(None, ["schedule.name=custom", "schedule.timesteps=4", "schedule.betas=[0.1, 0.2, 0.3, 0.4]",
+                                "sample.steps=4", f"run.dir={tmp_path}"])
+    assert schedule_betas(config, "custom", get_host()) == pytest.approx([0.1, 0.2, 0.3, 0.4])
+
+
+@pytest.mark.parametrize("key, screen", [("f2", PluginsScreen), ("f3", ScheduleScreen)])
+async def test_q_quits_from_every_screen_and_escape_goes_back(config, key, screen):
+    app = WorkbenchApp(config)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_until(pilot, lambda: isinstance(app.screen, SetupScreen), what="setup view")
+        await pilot.press(key)
+        assert isinstance(app.screen, screen)
+        assert "Quit" in screen_text(app).splitlines()[-1]  # the footer names the quit key
+        await pilot.press("escape")
+        assert isinstance(app.screen, SetupScreen)
+        assert "q Quit" in screen_text(app).splitlines()[-1]
+        await pilot.press(key, "q")
+        await pilot.pause(0.1)
+    assert app.return_code == 0 and not app.is_running

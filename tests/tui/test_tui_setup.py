@@ -134,3 +134,41 @@ async def test_a_launch_failure_is_shown_and_the_setup_stays(config):
         await pilot.pause(0.1)
         assert isinstance(app.screen, SetupScreen)
         assert any("Permission denied" in str(n.message) for n in app._notifications)
+
+
+async def test_the_form_sets_prediction_precision_and_a_custom_schedule_file(config, tmp_path):
+    import numpy as np
+
+    np.save(tmp_path / "betas.npy", np.linspace(1e-4, 0.02, 1000))
+    app = WorkbenchApp(config, launcher=FakeLauncher(tmp_path))
+    async with app.run_test(size=(160, 48)) as pilot:
+        await wait_until(pilot, lambda: isinstance(app.screen, SetupScreen), what="setup view")
+        form = app.screen.query_one(ConfigForm)
+        assert not app.screen.query_one("#field-schedule-file").visible  # linear has no file key
+        app.screen.query_one("#train-prediction", Select).value = "v"
+        app.screen.query_one("#train-precision", Select).value = "fp32"
+        app.screen.query_one("#schedule-name", Select).value = "custom"
+        await pilot.pause(0.1)
+        assert app.screen.query_one("#field-schedule-file").visible
+        # custom without values: the plugin's complaint sits under its file field, not at the bottom
+        assert "refused its parameters" in error_under(app, "schedule-file")
+        info = app.screen.query_one("#setup-info", Static)
+        await wait_until(pilot, lambda: "schedule custom" in str(info.render()), what="the side panel on custom")
+        await type_into(pilot, app, "schedule-file", str(tmp_path / "betas.npy"))
+        await pilot.pause(0.1)
+        assert form.error == "", form.error
+        cfg = form.config
+        assert (cfg.train.prediction, cfg.train.precision) == ("v", "fp32")
+        assert cfg.schedule.name == "custom" and cfg.schedule.params["file"] == str(tmp_path / "betas.npy")
+
+
+async def test_q_in_a_text_field_types_and_on_a_choice_quits(config, tmp_path):
+    app = WorkbenchApp(config, launcher=FakeLauncher(tmp_path))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_until(pilot, lambda: isinstance(app.screen, SetupScreen), what="setup view")
+        await type_into(pilot, app, "run-name", "q")
+        assert app.screen.query_one("#run-name", Input).value == "q" and app.is_running
+        app.screen.query_one("#dataset-name", Select).focus()
+        await pilot.press("q")
+        await pilot.pause(0.1)
+    assert not app.is_running

@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass
 
 from rich.text import Text
+from textual import events
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
@@ -33,13 +34,18 @@ class Field:
         return f"{self.section}-{self.key}".replace("_", "-")
 
 
+# What users change between runs. Plugin keys (preset, root, file) show only while the chosen plugin has them.
 FIELDS = (
     Field("dataset", "name", "Dataset", "dataset"),
+    Field("dataset", "root", "Dataset root (empty: search)"),
     Field("backbone", "name", "Backbone", "backbone"),
     Field("backbone", "preset", "Backbone preset"),
     Field("schedule", "name", "Noise schedule", "schedule"),
-    Field("sample", "name", "Sampler", "sampler"),
+    Field("schedule", "file", "Schedule file (.npy/.txt/.csv/.json)"),
     Field("schedule", "timesteps", "Timesteps T"),
+    Field("sample", "name", "Sampler", "sampler"),
+    Field("train", "prediction", "Prediction target"),
+    Field("train", "precision", "Precision"),
     Field("train", "steps", "Training steps"),
     Field("train", "batch_size", "Batch size"),
     Field("train", "lr", "Learning rate"),
@@ -52,10 +58,22 @@ FIELDS = (
 )
 
 
-def error_field(message: str) -> tuple[str, str] | None:
-    """(section, key) named at the start of a ConfigError ("[train] lr = 0.0 is out of range..."), if any."""
+def error_field(message: str) -> tuple[str, str | None] | None:
+    """(section, key) named at the start of a ConfigError ("[train] lr = 0.0 is out of range..."), or
+    (section, None) when it names only a section ("[schedule] schedule 'custom' ... refused its parameters")."""
     match = re.match(r"\[(\w+)\] (\w+) =", message)
-    return (match.group(1), match.group(2)) if match else None
+    if match:
+        return match.group(1), match.group(2)
+    match = re.match(r"\[(\w+)\] ", message)
+    return (match.group(1), None) if match else None
+
+
+def choices_of(field: Field) -> tuple[str, ...]:
+    """The allowed values of a host key with a fixed set of text choices (prediction, precision), else ()."""
+    spec = SCHEMA.get(field.section, {}).get(field.key)
+    if spec is None or spec.also or not isinstance(spec.default, str):
+        return ()
+    return tuple(spec.choices)
 
 
 class ConfigForm(VerticalScroll):
@@ -87,8 +105,8 @@ class ConfigForm(VerticalScroll):
         with Vertical(classes="field", id=f"field-{field.id}"):
             yield Label(field.label)
             value = self.base[field.section].get(field.key, "")
-            if field.plugin_kind:
-                names = self.host.registries[field.plugin_kind].names()
+            names = self.host.registries[field.plugin_kind].names() if field.plugin_kind else choices_of(field)
+            if names:
                 yield Select([(n, n) for n in names], value=value if value in names else Select.NULL,
                              allow_blank=False, id=field.id, compact=True)
             else:
@@ -98,6 +116,11 @@ class ConfigForm(VerticalScroll):
     def on_mount(self) -> None:
         self.validate_form()
         self.query_one(f"#{FIELDS[0].id}").focus()
+
+    def on_descendant_focus(self, event: events.DescendantFocus) -> None:
+        # a class, not :focus-within, which Textual does not re-apply to the label when focus moves
+        for box in self.query(".field"):
+            box.set_class(event.widget in box.walk_children(), "editing")
 
     def on_input_changed(self, event: Input.Changed) -> None:
         event.stop()
@@ -118,11 +141,9 @@ class ConfigForm(VerticalScroll):
                     host_keys = SCHEMA[field.section]
                     raw[field.section] = {k: v for k, v in raw[field.section].items() if k in host_keys}
                 raw[field.section][field.key] = value
-            elif self.query_one(f"#field-{field.id}").display:
+            elif self.query_one(f"#field-{field.id}").visible:
                 text = widget.value.strip()
-                default = SCHEMA.get(field.section, {}).get(field.key)
-                keep_text = default is not None and isinstance(default.default, str)
-                raw[field.section][field.key] = text if keep_text else parse_value(text)
+                raw[field.section][field.key] = text if self.takes_text(field) else parse_value(text)
         return raw
 
     def validate_form(self) -> None:
@@ -132,10 +153,10 @@ class ConfigForm(VerticalScroll):
             self.error = ""
         except ConfigError as exc:
             self.error = str(exc)
-        target = error_field(self.error) if self.error else None
+        target = self.error_target(error_field(self.error)) if self.error else None
         placed = False
         for field in FIELDS:
-            mine = bool(target) and target == (field.section, field.key)
+            mine = target is field
             placed = placed or mine
             message = self.query_one(f"#error-{field.id}", Static)
             message.update(Text(self.error if mine else ""))
@@ -145,6 +166,31 @@ class ConfigForm(VerticalScroll):
         general.update(Text("" if placed else self.error))
         general.display = bool(self.error) and not placed
         self.post_message(self.Changed(self))
+
+    def takes_text(self, field: Field) -> bool:
+        """Whether a typed value is kept as text (run name, dataset root, schedule file) or read as TOML."""
+        spec = SCHEMA.get(field.section, {}).get(field.key)
+        if spec is not None:
+            return isinstance(spec.default, str)
+        registry = self.host.registries[PLUGIN_SECTIONS[field.section]]
+        name = self.chosen(field.section)
+        return name in registry and isinstance(registry.get(name).params.get(field.key), str)
+
+    def error_target(self, named: tuple[str, str | None] | None) -> Field | None:
+        """The field an error belongs under: the key it names, or for an error about a whole plugin section
+        (its plugin refused its parameters) that plugin's first key in the form, else the plugin choice."""
+        if named is None:
+            return None
+        section, key = named
+        shown = [f for f in FIELDS if f.section == section and self.query_one(f"#field-{f.id}").visible]
+        if key is not None:
+            return next((f for f in shown if f.key == key), None)
+        return next((f for f in shown if not f.plugin_kind and f.key not in SCHEMA[section]),
+                    next((f for f in shown if f.plugin_kind), None))
+
+    def chosen(self, section: str) -> str:
+        """The plugin chosen in the form for `section` (valid or not)."""
+        return str(self.query_one(f"#{section}-name", Select).value)
 
     def show_plugin_fields(self) -> None:
         """Plugin keys in the form (the backbone preset) only show when the chosen plugin has them."""
@@ -156,7 +202,7 @@ class ConfigForm(VerticalScroll):
             registry = self.host.registries[kind]
             has_key = name in registry and field.key in registry.get(name).params
             box = self.query_one(f"#field-{field.id}")
-            if has_key and not box.display:
+            if has_key and not box.visible:
                 default = registry.get(name).params[field.key]
                 self.query_one(f"#{field.id}", Input).value = str(default)
-            box.display = has_key
+            box.visible = has_key  # keeps its place, so the rows stay in columns

@@ -10,7 +10,8 @@ from textual.widgets import DataTable, Footer, Static
 
 
 class PluginsScreen(Screen):
-    BINDINGS = [Binding("escape,q,i,f2", "app.pop_screen", "Back")]
+    BINDINGS = [Binding("escape,i,f2", "app.pop_screen", "Back"),
+                Binding("q,ctrl+q", "app.request_quit", "Quit", key_display="q")]
 
     def __init__(self, host):
         super().__init__()

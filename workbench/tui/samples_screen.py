@@ -25,7 +25,8 @@ from workbench.tui.sample_view import SampleView
 
 class SamplesScreen(Screen):
     BINDINGS = [
-        Binding("escape,q,g,f4", "app.pop_screen", "Back"),
+        Binding("escape,g,f4", "app.pop_screen", "Back"),
+        Binding("q,ctrl+q", "app.request_quit", "Quit", key_display="q"),
         Binding("d", "progression", "Denoising progression"),
     ]
 

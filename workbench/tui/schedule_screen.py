@@ -14,17 +14,22 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.screen import Screen
+from rich.segment import Segment
+from textual.strip import Strip
 from textual.widgets import Footer, SelectionList, Static
+from textual.widgets._toggle_button import ToggleButton
 
 from workbench.config import Config, resolve
 from workbench.tui.snr_chart import SnrChart
 
 
 def schedule_betas(config: Config, name: str, host) -> list[float]:
-    """float64 betas of schedule `name` at the config's timesteps, as the engine would build them."""
+    """float64 betas of schedule `name` at the config's timesteps, as the engine would build them: with the
+    config's own parameters for the configured schedule (a custom schedule's file or values), else defaults."""
     raw = config.as_dict()
-    raw["schedule"] = {"name": name, "timesteps": config.schedule.timesteps,
-                       "zero_terminal_snr": config.schedule.zero_terminal_snr}
+    if name != config.schedule.name:
+        raw["schedule"] = {"name": name, "timesteps": config.schedule.timesteps,
+                           "zero_terminal_snr": config.schedule.zero_terminal_snr}
     section = resolve(raw, source=config.source, host=host).schedule
     try:
         from workbench.diffusion import build_schedule
@@ -46,8 +51,25 @@ def log_snr(betas: list[float]) -> list[float]:
     return out
 
 
+class TickList(SelectionList):
+    """A SelectionList whose unticked boxes are empty, so ticked and unticked differ without colour (tmux,
+    monochrome terminals); Textual draws the same X in both and only changes its colour."""
+
+    def render_line(self, y: int) -> Strip:
+        strip = super().render_line(y)
+        index = self.scroll_offset.y + y
+        if index >= self.option_count or self.get_option_at_index(index).value in self.selected:
+            return strip
+        segments = list(strip)
+        if len(segments) > 1 and segments[1].text == ToggleButton.BUTTON_INNER:
+            segments[1] = Segment(" " * len(segments[1].text), segments[1].style)
+            return Strip(segments, strip.cell_length)
+        return strip
+
+
 class ScheduleScreen(Screen):
-    BINDINGS = [Binding("escape,q,t,f3", "app.pop_screen", "Back")]
+    BINDINGS = [Binding("escape,t,f3", "app.pop_screen", "Back"),
+                Binding("q,ctrl+q", "app.request_quit", "Quit", key_display="q")]
 
     def __init__(self, config: Config, host):
         super().__init__()
@@ -62,7 +84,7 @@ class ScheduleScreen(Screen):
                      classes="screen-title")
         with Horizontal():
             ticked = {current, "linear", "cosine"}
-            yield SelectionList(*[(n, n, n in ticked) for n in names], id="schedule-list")
+            yield TickList(*[(n, n, n in ticked) for n in names], id="schedule-list")
             yield SnrChart(id="snr")
         yield Footer(compact=True)
 
@@ -84,7 +106,9 @@ class ScheduleScreen(Screen):
                 try:
                     self.cache[name] = log_snr(schedule_betas(self.config, name, self.host))
                 except Exception as exc:  # noqa: BLE001 - a plugin may raise anything; show it, keep going
-                    problems.append(f"{name}: {exc}")
+                    problems.append(f"{name}: {exc}" if name == self.config.schedule.name else
+                                    f"{name} needs parameters to plot: choose it in the setup view or the config "
+                                    f"([schedule] name = \"{name}\" with its keys) ({exc})")
                     continue
             curves[name] = self.cache[name]
         self.app.call_from_thread(self.query_one(SnrChart).show, curves, "; ".join(problems))

@@ -19,7 +19,8 @@ class SetupScreen(Screen):
         Binding("ctrl+r", "start", "Start run", priority=True),
         Binding("f2", "app.show_plugins", "Plugins"),
         Binding("f3", "app.show_schedules", "Schedules"),
-        Binding("ctrl+q", "app.request_quit", "Quit"),
+        # q quits as on every screen, except while typing in a text field (ctrl+q always works)
+        Binding("q,ctrl+q", "app.request_quit", "Quit", key_display="q"),
     ]
 
     def __init__(self, config: Config, host):
@@ -28,8 +29,10 @@ class SetupScreen(Screen):
         self.host = host
 
     def compose(self) -> ComposeResult:
-        yield Static(f" [b reverse] ddpm-workbench [/] new run · settings from {self.config.source} · "
-                     "[b]ctrl+r[/b] starts", id="setup-title")
+        title = Text.from_markup(" [b reverse] ddpm-workbench [/] new run · [b]ctrl+r[/b] starts · settings from ")
+        title.append(self.config.source)
+        title.no_wrap, title.overflow = True, "ellipsis"  # one line at any width; a long path is cut at its end
+        yield Static(title, id="setup-title")
         with Horizontal(id="setup-body"):
             yield ConfigForm(self.config, self.host, id="form")
             yield Static("", id="setup-info")
@@ -38,24 +41,27 @@ class SetupScreen(Screen):
 
     def on_config_form_changed(self, event: ConfigForm.Changed) -> None:
         status = self.query_one("#setup-status", Static)
-        if event.form.error:
+        form = event.form
+        if form.error:
             status.update("[b red]fix the highlighted field to start[/]")
         else:
-            cfg = event.form.config
+            cfg = form.config
             status.update(f"[green]ready:[/] {cfg.dataset.name} · {cfg.backbone.name} · {cfg.schedule.name} "
                           f"T={cfg.schedule.timesteps} · {cfg.train.steps} steps × {cfg.train.batch_size}")
-            self.query_one("#setup-info", Static).update(self.describe_choices(cfg))
+        self.query_one("#setup-info", Static).update(self.describe_choices(form))
         self.refresh_bindings()
 
     def on_resize(self, event: Resize) -> None:
         """The notes on the chosen plugins only where there is room beside the form."""
         self.query_one("#setup-info").display = event.size.width >= 120
 
-    def describe_choices(self, cfg: Config) -> Text:
+    def describe_choices(self, form: ConfigForm) -> Text:
+        """Notes on the plugins chosen in the form (the last valid config's values where it is invalid)."""
+        cfg = form.config
         text = Text()
         for section, kind in (("dataset", "dataset"), ("backbone", "backbone"), ("schedule", "schedule"),
                               ("sample", "sampler")):
-            name = getattr(cfg, section).name
+            name = form.chosen(section)
             component = self.host.get(kind, name)
             text.append(f"{kind} ", style="dim")
             text.append(name + "\n", style="bold")
@@ -64,7 +70,7 @@ class SetupScreen(Screen):
             if component.reference:
                 text.append(component.reference + "\n", style="italic dim")
             params = {k: v for k, v in getattr(cfg, section).params.items() if v not in (None, "", [])}
-            if params:
+            if params and name == getattr(cfg, section).name:
                 text.append(", ".join(f"{k}={v}" for k, v in params.items()) + "\n", style="dim")
             text.append("\n")
         images = cfg.train.steps * cfg.train.batch_size
