@@ -55,3 +55,22 @@ def test_the_table(in_tmp_cwd, capsys, monkeypatch):
     for name in BUILTIN:
         assert name in out
     assert "error: [schedule] schedule 'custom'" in out  # rich markup in messages is escaped
+
+
+def test_values_round_trip_through_a_custom_schedule(in_tmp_cwd, capsys):
+    # what `schedules --values` prints is a file the custom schedule reads, giving the same alpha-bars
+    assert main(["schedules", "--values", "cosine", "--set", "schedule.timesteps=50", "--set", "sample.steps=10"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert list(printed) == ["alpha_bars"] and len(printed["alpha_bars"]) == 50
+    (in_tmp_cwd / "mine.json").write_text(json.dumps(printed))
+    listing = run_json(capsys, "--set", "schedule.timesteps=50", "--set", "sample.steps=10",
+                       "--set", "schedule.name=custom", "--set", "schedule.file=mine.json")
+    rows = {row["name"]: row for row in listing["schedules"]}
+    assert rows["custom"]["alpha_bars"] == pytest.approx(rows["cosine"]["alpha_bars"], rel=1e-12)
+    assert len(rows["linear"]["alpha_bars"]) == 50
+
+
+def test_values_of_an_unknown_schedule_is_one_line(in_tmp_cwd, capsys):
+    assert main(["schedules", "--values", "cosin"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --values 'cosin': no such schedule (did you mean \"cosine\"?)") and err.count("\n") == 1

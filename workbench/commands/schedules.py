@@ -11,7 +11,12 @@ def add_arguments(parser) -> None:
     add_config_arguments(parser)
     parser.add_argument("--timesteps", "-T", type=int, metavar="T", default=None,
                         help="number of diffusion steps to tabulate (default: schedule.timesteps of the config)")
-    parser.add_argument("--json", action="store_true", help="machine-readable output")
+    parser.add_argument("--json", action="store_true",
+                        help="machine-readable output, with all T alpha-bars of every schedule")
+    parser.add_argument("--values", metavar="NAME", default=None,
+                        help="print only schedule NAME's T alpha-bars as {\"alpha_bars\": [...]}, the JSON a custom "
+                             "schedule reads: ddpm-workbench schedules --values cosine > mine.json, edit it, then "
+                             "--set schedule.name=custom --set schedule.file=mine.json")
 
 
 def run(args) -> int:
@@ -30,11 +35,28 @@ def run(args) -> int:
                           params={cfg.schedule.name: cfg.schedule.params})
     for row in rows:
         row["selected"] = row["name"] == cfg.schedule.name
+    if args.values is not None:
+        return print_values(rows, args.values)
     if args.json:
         print(json.dumps({"timesteps": timesteps, "zero_terminal_snr": cfg.schedule.zero_terminal_snr,
                           "schedules": rows}, indent=2))
         return 0
     print_table(rows, timesteps, cfg.schedule.zero_terminal_snr)
+    return 0
+
+
+def print_values(rows: list[dict], name: str) -> int:
+    """One schedule's alpha-bars as the JSON file a custom schedule reads (its key says what the list holds)."""
+    from workbench.errors import UsageError, did_you_mean
+
+    row = next((r for r in rows if r["name"] == name), None)
+    if row is None:
+        names = [r["name"] for r in rows]
+        raise UsageError(f"--values {name!r}: no such schedule{did_you_mean(name, names)}; schedules are: "
+                         f"{', '.join(names)}")
+    if row["error"]:
+        raise UsageError(f"--values {name!r}: {row['error']}")
+    print(json.dumps({"alpha_bars": row["alpha_bars"]}))
     return 0
 
 

@@ -110,8 +110,8 @@ def table_indices(timesteps: int) -> dict[str, int]:
 
 def schedule_table(host=None, timesteps: int = 1000, *, zero_terminal_snr: bool = False,
                    params: Mapping[str, Mapping[str, Any]] | None = None) -> list[dict]:
-    """One row per installed schedule: name, plugin, paper, alpha-bar at 0, T/4, T/2, 3T/4, T and the
-    terminal SNR; a schedule that fails at `timesteps` gets its error instead of numbers.
+    """One row per installed schedule: name, plugin, paper, alpha-bar at 0, T/4, T/2, 3T/4, T (`alpha_bar`),
+    all T alpha-bars (`alpha_bars`) and the terminal SNR; a schedule that fails at `timesteps` gets its error instead of numbers.
 
     `params` maps a schedule name to its parameters (the configured schedule's), others use defaults."""
     host = _host(host)
@@ -124,10 +124,11 @@ def schedule_table(host=None, timesteps: int = 1000, *, zero_terminal_snr: bool 
             betas = make_schedule(component, timesteps, (params or {}).get(component.name),
                                   zero_terminal_snr=zero_terminal_snr)
         except WorkbenchError as exc:
-            row.update({"alpha_bar": None, "terminal_snr": None, "error": str(exc)})
+            row.update({"alpha_bar": None, "alpha_bars": None, "terminal_snr": None, "error": str(exc)})
         else:
             alpha_bar = torch.cumprod(1.0 - betas, dim=0)
             row["alpha_bar"] = {label: float(alpha_bar[i]) for label, i in table_indices(timesteps).items()}
+            row["alpha_bars"] = alpha_bar.tolist()  # all T values: what a custom schedule takes
             last = float(alpha_bar[-1])
             row["terminal_snr"] = last / (1.0 - last)
             row["error"] = None
