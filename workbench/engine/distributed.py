@@ -94,11 +94,6 @@ def all_reduce_max(tensor: torch.Tensor, ctx: Distributed) -> torch.Tensor:
     return tensor
 
 
-def barrier(ctx: Distributed) -> None:
-    if ctx.enabled:
-        dist.barrier()
-
-
 def shutdown(ctx: Distributed) -> None:
     if ctx.started_here and dist.is_initialized():
         dist.destroy_process_group()

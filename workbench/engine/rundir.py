@@ -30,7 +30,6 @@ from workbench.engine.events import Event, StepMetrics, event_from_dict
 from workbench.errors import UsageError
 
 CONTROL_COMMANDS = ("pause", "resume", "sample", "checkpoint", "stop")
-STATES = ("starting", "running", "paused", "stopping", "finished", "stopped", "failed")
 LIVE_STATES = ("starting", "running", "paused", "stopping")  # the engine is alive and obeys control commands
 LAUNCHER_FILES = ("launch.toml", "train.log")  # what a launcher (the TUI) writes before the engine starts
 
