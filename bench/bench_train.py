@@ -48,7 +48,7 @@ def diffusers_ddpm_cifar10(in_channels: int, out_channels: int, image_size: int)
 
 def measure(label: str, overrides: list[str], args, backbone_factory=None) -> dict | None:
     """Train `args.windows` log windows of `args.steps` steps; img/s and MFU from all but the first."""
-    import workbench.models as models
+    import workbench.backbones as models
     from workbench.config import load_config
     from workbench.engine import train
 

@@ -1,4 +1,4 @@
-"""workbench.models: building any registered backbone, the host's checks, parameters and FLOPs."""
+"""workbench.backbones: building any registered backbone, the host's checks, parameters and FLOPs."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from torch import nn
 
 from workbench.config import Section
 from workbench.errors import ConfigError, PluginError
-from workbench.models import (
+from workbench.backbones import (
     build_backbone,
     count_parameters,
     describe_backbone,

@@ -6,7 +6,7 @@ import pytest
 
 from workbench.config import Section
 from workbench.errors import ConfigError
-from workbench.models import build_backbone
+from workbench.backbones import build_backbone
 from workbench.plugin_host import PluginHost
 from workbench_plugins.backbones import PRESETS, build_unet
 from workbench_plugins.backbones.presets import level_sizes, merge

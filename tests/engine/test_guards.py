@@ -33,7 +33,7 @@ class Poisoned(nn.Module):
 @pytest.fixture
 def poison(monkeypatch):
     """poison(calls) makes the next backbone the engine builds return NaN on those training steps."""
-    import workbench.models as models
+    import workbench.backbones as models
 
     real = models.build_backbone
 

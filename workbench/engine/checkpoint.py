@@ -234,7 +234,7 @@ def describe_mismatch(error: Exception) -> str:
 
 def build_model_from_state(state: dict, cfg, path: Path, *, ema: bool = True) -> tuple[torch.nn.Module, bool]:
     """The backbone described by the checkpoint's config, with its (EMA) weights loaded, on CPU."""
-    from workbench.models import build_backbone
+    from workbench.backbones import build_backbone
 
     channels = int(state.get("channels", 0))
     image_size = int(state.get("image_size", 0))

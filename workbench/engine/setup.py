@@ -163,7 +163,7 @@ def check_batch_sizes(train_cfg, world_size: int) -> tuple[int, int]:
 def build_components(cfg, ctx: Distributed, device: torch.device, resume_state: dict | None = None) -> Components:
     from workbench.data import build_dataset
     from workbench.diffusion import GaussianDiffusion, build_sampler
-    from workbench.models import build_backbone, count_parameters, flops_per_image
+    from workbench.backbones import build_backbone, count_parameters, flops_per_image
 
     per_rank, micro = check_batch_sizes(cfg.train, ctx.world_size)
     seed = cfg.run.seed
