@@ -119,3 +119,80 @@ def test_find_run_checkpoint_explains_a_run_without_one(tmp_path):
         ckpt.find_run_checkpoint("nope", tmp_path)
     ckpt.save_checkpoint(run.checkpoints_dir / "step_0000005.pt", state(5))
     assert ckpt.find_run_checkpoint("latest", tmp_path).name == "step_0000005.pt"
+
+
+# -- the training-state codec -----------------------------------------------------------------------
+
+V1_KEYS = {"format", "version", "step", "config", "channels", "image_size", "out_channels", "model", "ema",
+           "optimizer", "scaler", "lr_schedule", "rng", "data_ranks", "metric_window", "world_size", "elapsed_s"}
+
+
+def old_training_state(c, step: int, *, data_ranks: list, rng_ranks: list, window: dict) -> dict:
+    """How engine/setup.py wrote a checkpoint before the codec moved to engine/checkpoint.py (verbatim; the
+    trainer then added "elapsed_s")."""
+    return {
+        "format": "ddpm-workbench-checkpoint",
+        "version": 1,
+        "step": step,
+        "config": c.cfg.as_dict(),
+        "channels": c.channels,
+        "image_size": c.image_size,
+        "out_channels": c.channels,
+        "model": c.model.state_dict(),
+        "ema": c.ema.state_dict() if c.ema is not None else None,
+        "optimizer": c.optimizer.state_dict(),
+        "scaler": c.scaler.state_dict() if c.scaler is not None else None,
+        "lr_schedule": {"base_lr": c.cfg.train.lr, "step": step},
+        "rng": {"noise": c.noise_generator.get_state(), "ranks": rng_ranks},
+        "data_ranks": data_ranks,
+        "metric_window": window,
+        "world_size": c.ctx.world_size,
+    }
+
+
+@pytest.fixture
+def training_run(tmp_path):
+    from tests.engine.conftest import tiny_config
+    from workbench.engine.distributed import Distributed
+    from workbench.engine.setup import build_training_run
+
+    cfg = tiny_config(tmp_path)
+    return lambda resume=None: build_training_run(cfg, Distributed(), torch.device("cpu"), resume)
+
+
+def test_the_codec_writes_exactly_the_version_1_keys(training_run):
+    run = training_run()
+    state = ckpt.encode_training_state(run, 3, data_ranks=[run.data.state_dict()],
+                                       rng_ranks=[ckpt.rank_rng_state(run.device)], elapsed_s=2.0)
+    assert set(state) == V1_KEYS and (state["format"], state["version"]) == (ckpt.FORMAT, 1)
+
+
+def test_a_checkpoint_written_the_old_way_loads_and_resumes_every_piece(training_run, tmp_path):
+    from types import SimpleNamespace
+
+    from workbench.engine.setup import ResumePoint
+
+    old = training_run()
+    with torch.no_grad():
+        for p in old.model.parameters():
+            p.add_(0.25)  # weights the fresh run below does not start with
+    old.data.next_batch(8)  # move the data order on
+    old.window.add_step(torch.ones(8), torch.zeros(8, dtype=torch.long), torch.tensor(1.0), torch.tensor(True))
+    c = SimpleNamespace(cfg=old.cfg, channels=old.channels, image_size=old.image_size, model=old.model,
+                        ema=old.ema, optimizer=old.optimizer, scaler=old.scaler, noise_generator=old.noise_generator,
+                        ctx=old.distributed)
+    state = old_training_state(c, 7, data_ranks=[old.data.state_dict()], rng_ranks=[ckpt.rank_rng_state(old.device)],
+                               window=old.window.state_dict())
+    state["elapsed_s"] = 12.5
+    path = tmp_path / "old.pt"
+    ckpt.save_checkpoint(path, state)
+
+    loaded = ckpt.load_checkpoint(path)
+    resumed = training_run(ResumePoint(None, path, loaded))
+    assert (resumed.step, resumed.start_step, resumed.last_log_step) == (7, 7, 7)
+    assert resumed.last_checkpoint == (7, path) and resumed.elapsed_before == 12.5
+    for key, value in old.model.state_dict().items():
+        assert torch.equal(resumed.model.state_dict()[key], value), key
+    assert resumed.data.state_dict() == old.data.state_dict()
+    assert torch.equal(resumed.window.values, old.window.values)
+    assert torch.equal(resumed.noise_generator.get_state(), old.noise_generator.get_state())
