@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import os
+import shutil
+from pathlib import Path
 
 import pytest
 import torch
 
+from workbench.config import resolve
 from workbench.engine import checkpoint as ckpt
+from workbench.engine.distributed import Distributed
+from workbench.engine.setup import build_training_run
 from workbench.errors import CheckpointError
 
 
@@ -127,34 +132,14 @@ V1_KEYS = {"format", "version", "step", "config", "channels", "image_size", "out
            "optimizer", "scaler", "lr_schedule", "rng", "data_ranks", "metric_window", "world_size", "elapsed_s"}
 
 
-def old_training_state(c, step: int, *, data_ranks: list, rng_ranks: list, window: dict) -> dict:
-    """How engine/setup.py wrote a checkpoint before the codec moved to engine/checkpoint.py (verbatim; the
-    trainer then added "elapsed_s")."""
-    return {
-        "format": "ddpm-workbench-checkpoint",
-        "version": 1,
-        "step": step,
-        "config": c.cfg.as_dict(),
-        "channels": c.channels,
-        "image_size": c.image_size,
-        "out_channels": c.channels,
-        "model": c.model.state_dict(),
-        "ema": c.ema.state_dict() if c.ema is not None else None,
-        "optimizer": c.optimizer.state_dict(),
-        "scaler": c.scaler.state_dict() if c.scaler is not None else None,
-        "lr_schedule": {"base_lr": c.cfg.train.lr, "step": step},
-        "rng": {"noise": c.noise_generator.get_state(), "ranks": rng_ranks},
-        "data_ranks": data_ranks,
-        "metric_window": window,
-        "world_size": c.ctx.world_size,
-    }
+# Written by the engine as it was at commit 94c2e01, before the codec moved here (a 3-step run: synthetic 8 px
+# data, a unet of base_channels 4, T = 10, fp32 on the CPU). Any later version-1 writer must stay loadable.
+V1_FILE = Path(__file__).parent / "data" / "checkpoint_v1.pt"
 
 
 @pytest.fixture
 def training_run(tmp_path):
     from tests.engine.conftest import tiny_config
-    from workbench.engine.distributed import Distributed
-    from workbench.engine.setup import build_training_run
 
     cfg = tiny_config(tmp_path)
     return lambda resume=None: build_training_run(cfg, Distributed(), torch.device("cpu"), resume)
@@ -167,32 +152,35 @@ def test_the_codec_writes_exactly_the_version_1_keys(training_run):
     assert set(state) == V1_KEYS and (state["format"], state["version"]) == (ckpt.FORMAT, 1)
 
 
-def test_a_checkpoint_written_the_old_way_loads_and_resumes_every_piece(training_run, tmp_path):
-    from types import SimpleNamespace
-
+def test_a_checkpoint_written_before_the_change_restores_every_piece():
     from workbench.engine.setup import ResumePoint
 
-    old = training_run()
-    with torch.no_grad():
-        for p in old.model.parameters():
-            p.add_(0.25)  # weights the fresh run below does not start with
-    old.data.next_batch(8)  # move the data order on
-    old.window.add_step(torch.ones(8), torch.zeros(8, dtype=torch.long), torch.tensor(1.0), torch.tensor(True))
-    c = SimpleNamespace(cfg=old.cfg, channels=old.channels, image_size=old.image_size, model=old.model,
-                        ema=old.ema, optimizer=old.optimizer, scaler=old.scaler, noise_generator=old.noise_generator,
-                        ctx=old.distributed)
-    state = old_training_state(c, 7, data_ranks=[old.data.state_dict()], rng_ranks=[ckpt.rank_rng_state(old.device)],
-                               window=old.window.state_dict())
-    state["elapsed_s"] = 12.5
-    path = tmp_path / "old.pt"
-    ckpt.save_checkpoint(path, state)
+    state = ckpt.load_checkpoint(V1_FILE)
+    assert state["version"] == 1 and set(state) == V1_KEYS
+    cfg = resolve(state["config"], source="v1 checkpoint")
+    run = build_training_run(cfg, Distributed(), torch.device("cpu"), ResumePoint(None, V1_FILE, state))
+    assert (run.step, run.start_step, run.last_log_step, run.last_checkpoint) == (3, 3, 3, (3, V1_FILE))
+    assert run.elapsed_before == state["elapsed_s"] > 0
+    for key, value in state["model"].items():
+        assert torch.equal(run.model.state_dict()[key], value), key
+    for key, value in state["ema"].items():
+        assert torch.equal(run.ema.state_dict()[key], value), key
+    assert run.data.state_dict() == state["data_ranks"][0]
+    assert torch.equal(run.noise_generator.get_state(), state["rng"]["noise"])
+    assert torch.equal(run.window.values, state["metric_window"]["values"])
 
-    loaded = ckpt.load_checkpoint(path)
-    resumed = training_run(ResumePoint(None, path, loaded))
-    assert (resumed.step, resumed.start_step, resumed.last_log_step) == (7, 7, 7)
-    assert resumed.last_checkpoint == (7, path) and resumed.elapsed_before == 12.5
-    for key, value in old.model.state_dict().items():
-        assert torch.equal(resumed.model.state_dict()[key], value), key
-    assert resumed.data.state_dict() == old.data.state_dict()
-    assert torch.equal(resumed.window.values, old.window.values)
-    assert torch.equal(resumed.noise_generator.get_state(), old.noise_generator.get_state())
+
+def test_a_run_checkpointed_before_the_change_trains_on(tmp_path):
+    from tests.engine.conftest import Recorder
+    from workbench.engine import train
+
+    folder = tmp_path / "v1" / "checkpoints"
+    folder.mkdir(parents=True)
+    shutil.copy(V1_FILE, folder / "latest.pt")
+    cfg = resolve(ckpt.load_checkpoint(V1_FILE)["config"]).with_overrides([f"run.dir={tmp_path}", "train.steps=5"])
+    (tmp_path / "v1" / "config.toml").write_text(cfg.to_toml())
+    recorder = Recorder()
+    train(cfg, resume="v1", on_event=recorder)
+    assert recorder.of("started")[0].start_step == 3 and recorder.of("finished")[0].step == 5
+    resumed = ckpt.load_checkpoint(folder / "latest.pt")
+    assert resumed["step"] == 5 and set(resumed) == V1_KEYS
