@@ -19,8 +19,8 @@ import torch
 
 from workbench.diffusion import randn
 from workbench.engine import distributed as dist_utils
-from workbench.engine.checkpoint import (encode_training_state, load_checkpoint, rank_rng_state, restore_weights,
-                                         save_run_checkpoint)
+from workbench.engine.checkpoint import (Progress, encode_training_state, load_checkpoint, rank_rng_state,
+                                         restore_weights, save_run_checkpoint)
 from workbench.engine.control import ControlInbox
 from workbench.engine.events import (CheckpointSaved, RunFailed, RunFinished, RunStarted, RunWarning,
                                      SamplesReady, StateChanged, StepMetrics)
@@ -145,8 +145,9 @@ class Trainer:
         if point is not None and s.start_step >= cfg.train.steps:
             self._warn(f"the run is already at step {s.start_step} of train.steps = {cfg.train.steps}; "
                        f"raise it to train longer, e.g. --set train.steps={2 * cfg.train.steps}")
-        if point is not None and len(point.state.get("data_ranks") or []) != s.distributed.world_size:
-            self._warn(f"the checkpoint was written by {point.state.get('world_size')} rank(s), this run has "
+        written_by = Progress.of(point.state) if point is not None else None
+        if written_by is not None and written_by.data_ranks != s.distributed.world_size:
+            self._warn(f"the checkpoint was written by {written_by.world_size} rank(s), this run has "
                        f"{s.distributed.world_size}; the data order starts afresh")
 
     # -- the loop ----------------------------------------------------------------------------------
