@@ -42,17 +42,17 @@ class TrainingFailed(WorkbenchError):
 
 
 class Trainer:
-    """Runs one training job. Its state: `self.state` (the TrainingRun: model, optimizer, step, ...), and
-    once the run directory is open, `self.run`, `self.pub` (events), `self.inbox` (control commands) and
+    """Runs one training job. Its state: `self.run` (the TrainingRun: model, optimizer, step, ...), and
+    once the run directory is open, `self.run_dir`, `self.pub` (events), `self.inbox` (control commands) and
     `self.throughput` (this process's speed)."""
 
     def __init__(self, cfg, *, on_event=None, resume: str | None = None,
                  run_dir: RunDirectory | str | Path | None = None, stop_event: threading.Event | None = None):
         self.cfg, self.on_event, self.resume = cfg, on_event, resume
-        self.run_dir_arg = run_dir
+        self.given_run_dir = run_dir
         self.stop_event = stop_event
-        self.state: TrainingRun | None = None
-        self.run: RunDirectory | None = None
+        self.run: TrainingRun | None = None
+        self.run_dir: RunDirectory | None = None
 
     # -- setup -------------------------------------------------------------------------------------
 
@@ -69,10 +69,10 @@ class Trainer:
         if point is not None:
             check_resume_config(cfg, point.state, point.checkpoint)
         check_training_target(self._given_run_dir(), point.run if point is not None else None)
-        s = self.state = build_training_run(cfg, distributed, device, point)
-        self.run = self._open_run_dir(point, distributed)
-        self.pub = Publisher(self.run, self.on_event, enabled=distributed.is_main)
-        self.inbox = ControlInbox(self.run, distributed, device, self.stop_event, agree_every=cfg.train.log_every)
+        run = self.run = build_training_run(cfg, distributed, device, point)
+        self.run_dir = self._open_run_dir(point, distributed)
+        self.pub = Publisher(self.run_dir, self.on_event, enabled=distributed.is_main)
+        self.inbox = ControlInbox(self.run_dir, distributed, device, self.stop_event, agree_every=cfg.train.log_every)
         self.throughput = Throughput()
         try:
             self._start(point)
@@ -88,7 +88,7 @@ class Trainer:
         except WorkbenchError as exc:
             raise TrainingFailed(self._fail(str(exc))) from exc
         except torch.OutOfMemoryError as exc:
-            message = (f"out of memory at step {s.step} with {s.micro_batch} images per micro-batch on "
+            message = (f"out of memory at step {run.step} with {run.micro_batch} images per micro-batch on "
                        f"{device}; lower train.batch_size, raise train.grad_accum or use a smaller backbone.preset")
             raise TrainingFailed(self._fail(message)) from exc
         except Exception as exc:
@@ -97,131 +97,131 @@ class Trainer:
             raise TrainingFailed(self._fail(f"{type(exc).__name__}: {first}{where}")) from exc
         finally:
             self.pub.close()
-        return self.run
+        return self.run_dir
 
     def _given_run_dir(self) -> RunDirectory | None:
-        arg = self.run_dir_arg
+        arg = self.given_run_dir
         return None if arg is None else arg if isinstance(arg, RunDirectory) else RunDirectory(arg)
 
     def _open_run_dir(self, point, distributed) -> RunDirectory:
-        run = None
+        run_dir = None
         if distributed.is_main:
-            run = self._given_run_dir() or (point.run if point is not None else None)
-            if run is None:
-                run = RunDirectory.create(self.cfg.run.dir, self.cfg.run.name)
+            run_dir = self._given_run_dir() or (point.run if point is not None else None)
+            if run_dir is None:
+                run_dir = RunDirectory.create(self.cfg.run.dir, self.cfg.run.name)
             try:
-                for sub in (run.path, run.samples_dir, run.checkpoints_dir, run.control_dir):
+                for sub in (run_dir.path, run_dir.samples_dir, run_dir.checkpoints_dir, run_dir.control_dir):
                     sub.mkdir(parents=True, exist_ok=True)
-                run.write_config(f"# resolved config of this run (from {self.cfg.source})\n" + self.cfg.to_toml())
+                run_dir.write_config(f"# resolved config of this run (from {self.cfg.source})\n" + self.cfg.to_toml())
             except OSError as exc:
-                raise UsageError(f"cannot write to run directory {str(run.path)!r}: {exc.strerror or exc}; "
+                raise UsageError(f"cannot write to run directory {str(run_dir.path)!r}: {exc.strerror or exc}; "
                                  "choose a writable folder (run.dir, or --run-dir)") from None
-            run.take_control()  # commands left from an earlier process are stale
+            run_dir.take_control()  # commands left from an earlier process are stale
         if distributed.enabled:
-            box = [str(run.path) if run else None]
+            box = [str(run_dir.path) if run_dir else None]
             torch.distributed.broadcast_object_list(box, src=0)
-            run = run or RunDirectory(box[0])
-        return run
+            run_dir = run_dir or RunDirectory(box[0])
+        return run_dir
 
     def _start(self, point) -> None:
-        s, cfg = self.state, self.cfg
-        device_name = str(s.device)
-        if s.device.type == "cuda":
-            device_name += f" ({torch.cuda.get_device_name(s.device)})"
+        run, cfg = self.run, self.cfg
+        device_name = str(run.device)
+        if run.device.type == "cuda":
+            device_name += f" ({torch.cuda.get_device_name(run.device)})"
         preset = cfg.backbone.params.get("preset")
-        backbone = f"{cfg.backbone.name}{f' ({preset})' if preset else ''}, {s.parameters / 1e6:.2f}M parameters"
-        self.pub.emit(RunStarted(run_dir=str(self.run.path), total_steps=cfg.train.steps, start_step=s.start_step,
-                                 device=device_name, dataset=s.data.description, backbone=backbone,
-                                 parameters=s.parameters, flops_per_image=s.flops_per_image,
-                                 world_size=s.distributed.world_size,
-                                 image_shape=(s.channels, s.image_size, s.image_size)))
+        backbone = f"{cfg.backbone.name}{f' ({preset})' if preset else ''}, {run.parameters / 1e6:.2f}M parameters"
+        self.pub.emit(RunStarted(run_dir=str(self.run_dir.path), total_steps=cfg.train.steps, start_step=run.start_step,
+                                 device=device_name, dataset=run.data.description, backbone=backbone,
+                                 parameters=run.parameters, flops_per_image=run.flops_per_image,
+                                 world_size=run.distributed.world_size,
+                                 image_shape=(run.channels, run.image_size, run.image_size)))
         if cfg.train.tensorboard:
-            problem = self.pub.start_tensorboard(s.start_step)
+            problem = self.pub.start_tensorboard(run.start_step)
             if problem:
                 self._warn(problem)
-        if s.precision.name == "fp16" and s.device.type == "cpu":
+        if run.precision.name == "fp16" and run.device.type == "cpu":
             self._warn("train.precision = \"fp16\" on a CPU is emulated and about 100x slower than float32; "
                        "use \"auto\" (bf16 where the CPU has AMX, else fp32)")
-        if point is not None and s.start_step >= cfg.train.steps:
-            self._warn(f"the run is already at step {s.start_step} of train.steps = {cfg.train.steps}; "
+        if point is not None and run.start_step >= cfg.train.steps:
+            self._warn(f"the run is already at step {run.start_step} of train.steps = {cfg.train.steps}; "
                        f"raise it to train longer, e.g. --set train.steps={2 * cfg.train.steps}")
         written_by = Progress.of(point.state) if point is not None else None
-        if written_by is not None and written_by.data_ranks != s.distributed.world_size:
+        if written_by is not None and written_by.data_ranks != run.distributed.world_size:
             self._warn(f"the checkpoint was written by {written_by.world_size} rank(s), this run has "
-                       f"{s.distributed.world_size}; the data order starts afresh")
+                       f"{run.distributed.world_size}; the data order starts afresh")
 
     # -- the loop ----------------------------------------------------------------------------------
 
     def _loop(self) -> None:
-        s, train = self.state, self.cfg.train
-        while s.step < train.steps:
-            self._handle_control(self.inbox.at_step(s.step))
-            if s.stop_requested:
+        run, train = self.run, self.cfg.train
+        while run.step < train.steps:
+            self._handle_control(self.inbox.at_step(run.step))
+            if run.stop_requested:
                 break
             self._train_step()
-            s.step += 1
-            if s.ema is not None:
-                s.ema.update(s.step - 1)
-            if s.step % train.log_every == 0 or s.step == train.steps:
+            run.step += 1
+            if run.ema is not None:
+                run.ema.update(run.step - 1)
+            if run.step % train.log_every == 0 or run.step == train.steps:
                 problem = self._log()
                 if problem:
                     self._restore_last_good(problem)
                     continue  # back at a checkpoint: nothing to sample or save at this step
-            if train.sample_every and s.step % train.sample_every == 0:
+            if train.sample_every and run.step % train.sample_every == 0:
                 self._sample()
-            if train.checkpoint_every and s.step % train.checkpoint_every == 0:
+            if train.checkpoint_every and run.step % train.checkpoint_every == 0:
                 self._checkpoint()  # rolls back instead when the weights became non-finite
 
     def _train_step(self) -> None:
-        s, train = self.state, self.cfg.train
-        s.lr = lr_for_config(s.step, train)
-        set_lr(s.optimizer, s.lr)
-        s.optimizer.zero_grad(set_to_none=True)
+        run, train = self.run, self.cfg.train
+        run.lr = lr_for_config(run.step, train)
+        set_lr(run.optimizer, run.lr)
+        run.optimizer.zero_grad(set_to_none=True)
         accum = train.grad_accum
         losses_seen, t_seen = [], []
         for micro in range(accum):
-            x, y = s.data.next_batch(s.micro_batch)
+            x, y = run.data.next_batch(run.micro_batch)
             t, noise = self._draw_t_and_noise(x)
-            if s.precision.channels_last:
+            if run.precision.channels_last:
                 x, noise = x.contiguous(memory_format=torch.channels_last), noise.contiguous(memory_format=torch.channels_last)
-            no_sync = s.ddp.no_sync() if s.ddp is not None and micro < accum - 1 else contextlib.nullcontext()
+            no_sync = run.ddp.no_sync() if run.ddp is not None and micro < accum - 1 else contextlib.nullcontext()
             with no_sync:
-                with s.precision.autocast(s.device):
-                    losses, t = s.diffusion.training_losses(
-                        s.forward, x, t=t, noise=noise, weighting=train.loss_weighting,
+                with run.precision.autocast(run.device):
+                    losses, t = run.diffusion.training_losses(
+                        run.forward, x, t=t, noise=noise, weighting=train.loss_weighting,
                         min_snr_gamma=train.min_snr_gamma, model_kwargs={"y": y} if y is not None else None)
                     loss = losses.mean() / accum
-                (s.scaler.scale(loss) if s.scaler is not None else loss).backward()
+                (run.scaler.scale(loss) if run.scaler is not None else loss).backward()
             losses_seen.append(losses.detach())
             t_seen.append(t)
-        if s.scaler is not None:
-            s.scaler.unscale_(s.optimizer)
-        grad_norm = clip_gradients(s.trainable, train.grad_clip)
+        if run.scaler is not None:
+            run.scaler.unscale_(run.optimizer)
+        grad_norm = clip_gradients(run.trainable, train.grad_clip)
         losses_all = torch.cat(losses_seen) if accum > 1 else losses_seen[0]
-        if s.scaler is not None:
-            s.scaler.step(s.optimizer)  # skips the update itself when the scaled gradients overflowed
-            s.scaler.update()
+        if run.scaler is not None:
+            run.scaler.step(run.optimizer)  # skips the update itself when the scaled gradients overflowed
+            run.scaler.update()
             finite = torch.isfinite(losses_all.sum())
         else:
             finite = torch.isfinite(grad_norm)  # equal on every rank: gradients are already all-reduced
-            if s.fused:
-                s.optimizer.found_inf = (~finite).float()  # the fused kernel skips the update on device
+            if run.fused:
+                run.optimizer.found_inf = (~finite).float()  # the fused kernel skips the update on device
                 try:
-                    s.optimizer.step()
+                    run.optimizer.step()
                 finally:
-                    del s.optimizer.found_inf
+                    del run.optimizer.found_inf
             elif bool(finite):  # a sync, but only on devices without a fused Adam
-                s.optimizer.step()
-        s.window.add_step(losses_all, torch.cat(t_seen) if accum > 1 else t_seen[0], grad_norm, finite)
+                run.optimizer.step()
+        run.window.add_step(losses_all, torch.cat(t_seen) if accum > 1 else t_seen[0], grad_norm, finite)
 
     def _draw_t_and_noise(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Timesteps and noise for this micro-batch. Every rank draws those of the whole global micro-batch
         from the same generator and keeps its own slice, so a torchrun job pairs sample i of the global
         batch with the same (t, noise) as a single process would."""
-        s = self.state
-        world, rank, micro = s.distributed.world_size, s.distributed.rank, s.micro_batch
-        t = s.diffusion.sample_timesteps(micro * world, s.device, s.noise_generator)
-        noise = randn((micro * world,) + tuple(x.shape[1:]), s.noise_generator, s.device)
+        run = self.run
+        world, rank, micro = run.distributed.world_size, run.distributed.rank, run.micro_batch
+        t = run.diffusion.sample_timesteps(micro * world, run.device, run.noise_generator)
+        noise = randn((micro * world,) + tuple(x.shape[1:]), run.noise_generator, run.device)
         if world > 1:
             t, noise = t[rank * micro:(rank + 1) * micro], noise[rank * micro:(rank + 1) * micro]
         return t, noise
@@ -231,69 +231,71 @@ class Trainer:
     def _log(self) -> str:
         """Publish this log window's metrics (the sync point). Returns why to roll back to the last
         checkpoint (non-finite steps in BAD_WINDOWS_BEFORE_RESTORE windows in a row), else ""."""
-        s = self.state
-        world = s.distributed.world_size
-        summary = s.window.read(reduce=(lambda v: dist_utils.all_reduce_sum(v, s.distributed)) if world > 1 else None)
-        steps = s.step - s.last_log_step
-        s.last_log_step = s.step
+        run = self.run
+        world = run.distributed.world_size
+        reduce = (lambda v: dist_utils.all_reduce_sum(v, run.distributed)) if world > 1 else None
+        summary = run.window.read(reduce=reduce)
+        steps = run.step - run.last_log_step
+        run.last_log_step = run.step
         it_per_s, img_per_s = self.throughput.lap(steps, steps * self.cfg.train.batch_size)
-        peak = peak_flops(s.device)
-        mfu = 3 * s.flops_per_image * img_per_s / (peak * world) if peak and s.flops_per_image else -1.0
-        eta = self.throughput.eta(self.cfg.train.steps - s.step)
-        self.pub.emit(StepMetrics(step=s.step, loss=summary.loss, lr=s.lr, grad_norm=summary.grad_norm,
+        peak = peak_flops(run.device)
+        mfu = 3 * run.flops_per_image * img_per_s / (peak * world) if peak and run.flops_per_image else -1.0
+        eta = self.throughput.eta(self.cfg.train.steps - run.step)
+        self.pub.emit(StepMetrics(step=run.step, loss=summary.loss, lr=run.lr, grad_norm=summary.grad_norm,
                                   it_per_s=it_per_s, img_per_s=img_per_s, elapsed_s=self._elapsed(), eta_s=eta,
-                                  loss_quartiles=summary.loss_quartiles, gpu_mem_bytes=gpu_memory_peak(s.device),
-                                  gpu_util=gpu_utilization(s.device), mfu=mfu))
+                                  loss_quartiles=summary.loss_quartiles, gpu_mem_bytes=gpu_memory_peak(run.device),
+                                  gpu_util=gpu_utilization(run.device), mfu=mfu))
         skipped = summary.nonfinite_steps // world
         if not skipped:
-            s.bad_windows = 0
+            run.bad_windows = 0
             return ""
         self._warn(f"{skipped} of the last {summary.steps // world} steps had a non-finite loss or gradient "
                    "and were skipped")
-        s.bad_windows += 1
-        if s.bad_windows >= BAD_WINDOWS_BEFORE_RESTORE:
-            return f"non-finite losses in {s.bad_windows} log windows in a row"
+        run.bad_windows += 1
+        if run.bad_windows >= BAD_WINDOWS_BEFORE_RESTORE:
+            return f"non-finite losses in {run.bad_windows} log windows in a row"
         return ""
 
     def _elapsed(self) -> float:
-        return self.state.elapsed_before + time.perf_counter() - self.session_start
+        return self.run.elapsed_before + time.perf_counter() - self.session_start
 
     def _sample(self) -> None:
-        s = self.state
-        s.last_sample_step = s.step
-        if not s.distributed.is_main:
+        run = self.run
+        run.last_sample_step = run.step
+        if not run.distributed.is_main:
             return
         started = time.perf_counter()
-        grid = preview_grid(s)
-        path = self.run.sample_path(s.step)
+        grid = preview_grid(run)
+        path = self.run_dir.sample_path(run.step)
         save_grid(grid, path)
-        self.pub.emit(SamplesReady(step=s.step, path=str(path), image=grid))
+        self.pub.emit(SamplesReady(step=run.step, path=str(path), image=grid))
         self.throughput.exclude(time.perf_counter() - started)
 
     def _weights_finite(self) -> bool:
-        norms = torch._foreach_norm([p.detach() for p in self.state.trainable])
+        norms = torch._foreach_norm([p.detach() for p in self.run.trainable])
         return bool(torch.isfinite(torch.stack(norms)).all())  # a sync: fine at checkpoint time
 
     def _checkpoint(self) -> None:
         """Save a checkpoint at this step; never of non-finite weights: roll back to the last one instead."""
-        s = self.state
+        run = self.run
         started = time.perf_counter()
         if not self._weights_finite():
             self._restore_last_good("the weights became non-finite")
             return
-        data_ranks = self._gather(s.data.state_dict())
-        rng_ranks = self._gather(rank_rng_state(s.device))
-        path = self.run.latest_checkpoint
-        if s.distributed.is_main:
-            checkpoint = encode_training_state(s, s.step, data_ranks=data_ranks, rng_ranks=rng_ranks,
+        data_ranks = self._gather(run.data.state_dict())
+        rng_ranks = self._gather(rank_rng_state(run.device))
+        path = self.run_dir.latest_checkpoint
+        if run.distributed.is_main:
+            checkpoint = encode_training_state(run, run.step, data_ranks=data_ranks, rng_ranks=rng_ranks,
                                                elapsed_s=self._elapsed())
-            path = save_run_checkpoint(self.run.checkpoints_dir, s.step, checkpoint, self.cfg.train.keep_checkpoints)
-            self.pub.emit(CheckpointSaved(step=s.step, path=str(path)))
-        s.last_checkpoint = (s.step, path)
+            path = save_run_checkpoint(self.run_dir.checkpoints_dir, run.step, checkpoint,
+                                       self.cfg.train.keep_checkpoints)
+            self.pub.emit(CheckpointSaved(step=run.step, path=str(path)))
+        run.last_checkpoint = (run.step, path)
         self.throughput.exclude(time.perf_counter() - started)
 
     def _gather(self, obj) -> list:
-        distributed = self.state.distributed
+        distributed = self.run.distributed
         if not distributed.enabled:
             return [obj]
         out = [None] * distributed.world_size
@@ -303,41 +305,41 @@ class Trainer:
     def _restore_last_good(self, why: str) -> None:
         """Go back to the last checkpoint (weights, EMA, optimizer, scaler, step) instead of writing a broken
         one; the data order and noise go on, so the same batches are not replayed."""
-        s = self.state
-        s.restores += 1
-        if s.last_checkpoint is None or s.restores > MAX_RESTORES:
-            raise TrainingFailed(f"{why} and {'no checkpoint to go back to' if s.last_checkpoint is None else f'{MAX_RESTORES} restores did not help'}; "
+        run = self.run
+        run.restores += 1
+        if run.last_checkpoint is None or run.restores > MAX_RESTORES:
+            raise TrainingFailed(f"{why} and {'no checkpoint to go back to' if run.last_checkpoint is None else f'{MAX_RESTORES} restores did not help'}; "
                                  "lower train.lr, raise train.warmup_steps or use train.precision = \"fp32\"")
-        step, _ = s.last_checkpoint
-        checkpoint = load_checkpoint(self.run.latest_checkpoint, map_location=s.device)
-        restore_weights(checkpoint, s.model, s.ema, s.optimizer, s.scaler)
-        if s.scaler is not None:
-            s.scaler.update(new_scale=s.scaler.get_scale() / 2.0)
-        s.window.values.zero_()
-        s.step = s.last_log_step = int(checkpoint["step"])
-        s.bad_windows = 0
+        step, _ = run.last_checkpoint
+        checkpoint = load_checkpoint(self.run_dir.latest_checkpoint, map_location=run.device)
+        restore_weights(checkpoint, run.model, run.ema, run.optimizer, run.scaler)
+        if run.scaler is not None:
+            run.scaler.update(new_scale=run.scaler.get_scale() / 2.0)
+        run.window.values.zero_()
+        run.step = run.last_log_step = int(checkpoint["step"])
+        run.bad_windows = 0
         self._warn(f"{why}: restored the checkpoint of step {step} (data order goes on)")
 
     # -- control -----------------------------------------------------------------------------------
 
     def _handle_control(self, commands: list[str]) -> None:
-        s = self.state
+        run = self.run
         for command in commands:
             if command == "stop":
-                if not s.stop_requested:
-                    s.stop_requested = True
-                    self.pub.emit(StateChanged("stopping", step=s.step))
+                if not run.stop_requested:
+                    run.stop_requested = True
+                    self.pub.emit(StateChanged("stopping", step=run.step))
             elif command == "sample":
                 self._sample()
             elif command == "checkpoint":
                 self._checkpoint()
-            elif command == "pause" and not s.stop_requested:
+            elif command == "pause" and not run.stop_requested:
                 self._pause()
 
     def _pause(self) -> None:
-        s = self.state
+        run = self.run
         started = time.perf_counter()
-        self.pub.emit(StateChanged("paused", step=s.step))
+        self.pub.emit(StateChanged("paused", step=run.step))
         while True:
             time.sleep(0.2)
             commands = self.inbox.while_paused()
@@ -347,37 +349,37 @@ class Trainer:
             if "resume" in commands:
                 break
             self._handle_control([c for c in commands if c in ("sample", "checkpoint")])
-        if not s.stop_requested:
-            self.pub.emit(StateChanged("resumed", step=s.step))
+        if not run.stop_requested:
+            self.pub.emit(StateChanged("resumed", step=run.step))
         self.throughput.exclude(time.perf_counter() - started)
 
     # -- ending ------------------------------------------------------------------------------------
 
     def _finish(self) -> None:
-        s = self.state
-        stopped_early = s.step < self.cfg.train.steps
-        if not stopped_early and s.last_sample_step != s.step:
+        run = self.run
+        stopped_early = run.step < self.cfg.train.steps
+        if not stopped_early and run.last_sample_step != run.step:
             self._sample()
         # The checkpoint comes before the last (partial) log line, so it holds the unfinished metric window
         # and a resumed run logs exactly what an uninterrupted one would.
-        if s.last_checkpoint is None or s.last_checkpoint[0] != s.step:
+        if run.last_checkpoint is None or run.last_checkpoint[0] != run.step:
             self._checkpoint()
-        if s.last_log_step != s.step:
+        if run.last_log_step != run.step:
             self._log()
-        self.pub.emit(RunFinished(step=s.step, run_dir=str(self.run.path), stopped_early=stopped_early))
+        self.pub.emit(RunFinished(step=run.step, run_dir=str(self.run_dir.path), stopped_early=stopped_early))
 
     def _kept(self) -> str:
-        last = self.state.last_checkpoint
+        last = self.run.last_checkpoint
         if last is not None:
             return f"checkpoint at step {last[0]}: {last[1]}"
-        return f"no checkpoint yet; config, metrics and samples in {self.run.path}" if self.run else "nothing"
+        return f"no checkpoint yet; config, metrics and samples in {self.run_dir.path}" if self.run_dir else "nothing"
 
     def _fail(self, message: str) -> str:
         """Record the failure (one event; status.json follows it) and return the one-line message."""
         message = " ".join(message.split())
         kept = self._kept()
-        step = self.state.step
-        if self.run is not None and self.state.distributed.is_main:
+        step = self.run.step
+        if self.run_dir is not None and self.run.distributed.is_main:
             try:
                 self.pub.emit(RunFailed(message=message, kept=kept, step=step))
             except Exception:  # noqa: BLE001 - a full disk must not hide the original error
@@ -385,16 +387,16 @@ class Trainer:
         return f"training failed at step {step}: {message} (kept: {kept})"
 
     def _write_traceback(self) -> str:
-        if self.run is None or not self.state.distributed.is_main:
+        if self.run_dir is None or not self.run.distributed.is_main:
             return ""
         try:
-            (self.run.path / "traceback.txt").write_text(traceback.format_exc(), encoding="utf-8")
-            return f" (traceback in {self.run.path / 'traceback.txt'})"
+            (self.run_dir.path / "traceback.txt").write_text(traceback.format_exc(), encoding="utf-8")
+            return f" (traceback in {self.run_dir.path / 'traceback.txt'})"
         except OSError:
             return ""
 
     def _warn(self, message: str) -> None:
-        self.pub.emit(RunWarning(message, step=self.state.step))
+        self.pub.emit(RunWarning(message, step=self.run.step))
 
 
 def train(cfg, *, on_event=None, resume: str | None = None, run_dir: RunDirectory | str | Path | None = None,
