@@ -21,7 +21,7 @@ import torch
 from workbench.config import load_config
 from workbench.diffusion import GaussianDiffusion, build_sampler
 from workbench.export.sampling import SampleSettings, generate, resolve_device
-from workbench.models import build_backbone, count_parameters, flops_per_image
+from workbench.backbones import build_backbone, count_parameters, flops_per_image
 
 RUNS = (("ddpm", 1000), ("ddim", 50), ("dpm-solver++", 20))
 

@@ -3,22 +3,28 @@
 from __future__ import annotations
 
 import math
-from types import SimpleNamespace
-
 import torch
 
-from workbench.plugin_host import PluginHost
+from workbench.config import Section
+from workbench.plugin_host import PluginHost, get_host
 from workbench.plugin_host.manager import PluginInfo
 
 
-def schedule_section(name: str, timesteps: int = 1000, zero_terminal_snr: bool = False, **params):
-    """Stands in for cfg.schedule."""
-    return SimpleNamespace(name=name, timesteps=timesteps, zero_terminal_snr=zero_terminal_snr, params=params)
+def schedule_section(name: str, timesteps: int = 1000, zero_terminal_snr: bool = False, host=None, **params):
+    """A resolved cfg.schedule: the component looked up in `host` (default: the process-wide one) and its
+    params validated, as workbench.config.resolve does."""
+    return resolved_section("schedule", "schedule", name, host, params,
+                            timesteps=timesteps, zero_terminal_snr=zero_terminal_snr)
 
 
-def sample_section(name: str, **params):
-    """Stands in for cfg.sample."""
-    return SimpleNamespace(name=name, params=params)
+def sample_section(name: str, host=None, **params):
+    """A resolved cfg.sample (see schedule_section)."""
+    return resolved_section("sample", "sampler", name, host, params)
+
+
+def resolved_section(section: str, kind: str, name: str, host, params: dict, **values) -> Section:
+    component = (host or get_host()).get(kind, name, section=section)
+    return Section(section, {"name": name, **values}, component.resolve_params(params, section=section), component)
 
 
 def host_with(plugin: object, name: str = "testplug") -> PluginHost:

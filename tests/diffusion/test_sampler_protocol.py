@@ -58,7 +58,7 @@ def host():
 
 
 def test_a_third_party_sampler_runs_through_the_shared_loop(host):
-    sampler = build_sampler(sample_section("tiny", stride=2), host=host)
+    sampler = build_sampler(sample_section("tiny", stride=2, host=host))
     assert isinstance(sampler, Sampler) and sampler.stride == 2
     diffusion = GaussianDiffusion(torch.linspace(1e-4, 0.02, 100, dtype=torch.float64))
     seen = []
@@ -76,13 +76,13 @@ def test_a_third_party_sampler_runs_through_the_shared_loop(host):
 ])
 def test_a_broken_sampler_plugin_is_named(host, name, error, message):
     with pytest.raises(error, match=message):
-        build_sampler(sample_section(name), host=host)
+        build_sampler(sample_section(name, host=host))
 
 
 def test_timesteps_out_of_range_are_refused(host):
     diffusion = GaussianDiffusion(torch.linspace(1e-4, 0.02, 10, dtype=torch.float64))
     with pytest.raises(PluginError, match=r"set_timesteps\(\) must return a non-empty list of ints in 0..9, got \[10\]"):
-        sample_images(lambda x, t: x, diffusion, build_sampler(sample_section("bad-timesteps"), host=host),
+        sample_images(lambda x, t: x, diffusion, build_sampler(sample_section("bad-timesteps", host=host)),
                       (1, 1, 2, 2), steps=1)
 
 

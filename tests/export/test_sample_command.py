@@ -191,7 +191,7 @@ def conditional_checkpoint(tmp_path, tiny_checkpoint):
     import torch
 
     from workbench.config import resolve
-    from workbench.models import build_backbone
+    from workbench.backbones import build_backbone
 
     state = torch.load(tiny_checkpoint, weights_only=True)
     state["config"]["backbone"]["num_classes"] = 3

@@ -7,7 +7,7 @@ Pure torch; no UI or engine imports. Public API (other layers import only these 
     loss, t = diffusion.training_losses(model_fn, x0, generator=g, weighting="min-snr")
     sampler = build_sampler(cfg.sample)
     images = sample_images(model_fn, diffusion, sampler, (16, 1, 32, 32), steps=50, generator=g, device=device)
-    rows = schedule_table(timesteps=1000)                     # for `ddpm-workbench schedules`
+    rows = schedule_table(get_host(), 1000)                  # for `ddpm-workbench schedules`
 
 Third-party samplers implement the `Sampler` protocol (workbench.diffusion.sampling explains it).
 """

@@ -61,11 +61,11 @@ class GaussianDiffusion:
         }
 
     @classmethod
-    def from_config(cls, cfg, host=None) -> "GaussianDiffusion":
-        """Schedule from cfg.schedule, prediction from cfg.train.prediction."""
+    def from_config(cls, cfg) -> "GaussianDiffusion":
+        """Schedule from a resolved cfg.schedule, prediction from cfg.train.prediction."""
         from workbench.diffusion.schedule import build_schedule
 
-        return cls(build_schedule(cfg.schedule, host=host), prediction=cfg.train.prediction)
+        return cls(build_schedule(cfg.schedule), prediction=cfg.train.prediction)
 
     def to(self, device) -> "GaussianDiffusion":
         """Move the float32 tables to `device` (the float64 ones stay on the CPU); returns self."""

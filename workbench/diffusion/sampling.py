@@ -60,24 +60,16 @@ class SamplerStep:
     pred_x0: torch.Tensor
 
 
-def build_sampler(sample_section, host=None) -> Sampler:
-    """The sampler named by `cfg.sample` (.name, .params), built by its plugin's factory."""
-    if host is None:
-        from workbench.plugin_host import get_host
+def build_sampler(sample_section) -> Sampler:
+    """The sampler a resolved `cfg.sample` selected, built by its plugin's factory with its validated .params
+    (errors follow workbench.components' one policy)."""
+    from workbench.components import call_factory, chosen, label
 
-        host = get_host()
-    component = host.get("sampler", sample_section.name, section="sample")
-    params = component.resolve_params(dict(getattr(sample_section, "params", None) or {}), section="sample")
-    label = f"sampler {component.name!r} (plugin {component.plugin})"
-    try:
-        sampler = component.factory(**params)
-    except ValueError as exc:
-        raise ConfigError(f"[sample] {label} refused its parameters: {exc}") from None
-    except Exception as exc:  # noqa: BLE001 - a third-party factory may raise anything; name it
-        raise PluginError(f"{label} failed to build: {type(exc).__name__}: {exc}") from None
+    component = chosen(sample_section)
+    sampler = call_factory(component, section="sample", **sample_section.params)
     if not isinstance(sampler, Sampler):
-        raise PluginError(f"{label} built a {type(sampler).__name__}, which lacks set_timesteps() and step() "
-                          "(see workbench.diffusion.Sampler)")
+        raise PluginError(f"{label(component)} built a {type(sampler).__name__}, which lacks set_timesteps() and "
+                          "step() (see workbench.diffusion.Sampler)")
     if getattr(sampler, "name", None) is None:
         try:
             sampler.name = component.name

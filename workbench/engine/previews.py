@@ -9,11 +9,11 @@ import torch
 
 from workbench.diffusion import sample_images
 from workbench.engine.grid import make_grid, to_uint8
-from workbench.engine.setup import Components, derived_seed
+from workbench.engine.setup import TrainingRun, derived_seed
 
 
 @torch.no_grad()
-def preview_grid(c: Components) -> np.ndarray:
+def preview_grid(c: TrainingRun) -> np.ndarray:
     """A uint8 (H, W, C) grid of cfg.sample.n samples."""
     cfg = c.cfg
     net = c.ema.module if c.ema is not None else c.model

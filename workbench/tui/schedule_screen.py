@@ -36,7 +36,7 @@ def schedule_betas(config: Config, name: str, host) -> list[float]:
     except ImportError:
         build_schedule = None
     if build_schedule is not None:
-        betas = build_schedule(section, host=host)
+        betas = build_schedule(section)
     else:
         betas = host.get("schedule", name).factory(section.timesteps, **section.params)
     return [float(b) for b in betas]
