@@ -9,7 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
-from workbench.engine.grid import make_grid, png_bytes, to_uint8
+from workbench.pictures import make_grid, png_bytes, to_uint8
 from workbench.engine.metrics import MetricWindow
 
 

@@ -22,7 +22,7 @@ from workbench.engine.checkpoint import load_checkpoint, save_run_checkpoint
 from workbench.engine.control import ControlInbox
 from workbench.engine.events import (CheckpointSaved, RunFailed, RunFinished, RunStarted, RunWarning,
                                      SamplesReady, StateChanged, StepMetrics)
-from workbench.engine.grid import save_grid
+from workbench.pictures import save_grid
 from workbench.engine.metrics import (MetricWindow, Throughput, gpu_memory_peak, gpu_utilization, peak_flops)
 from workbench.engine.optim import clip_gradients, lr_for_config, set_lr
 from workbench.engine.previews import preview_grid

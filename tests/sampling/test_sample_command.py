@@ -7,9 +7,9 @@ import pytest
 import torch
 from PIL import Image, ImageSequence
 
-from tests.export.conftest import IMAGE_SIZE
+from tests.sampling.conftest import IMAGE_SIZE
 from workbench.cli import main
-from workbench.engine.grid import PADDING
+from workbench.pictures import PADDING
 
 SAMPLERS = ["ddpm", "ddim", "dpm-solver++"]
 
@@ -89,7 +89,7 @@ def test_bf16_sampling_stays_close_to_float32(capsys, tmp_path, tiny_checkpoint)
 
 def test_precision_auto_follows_the_training_rule():
     from workbench.engine.setup import cpu_has_amx
-    from workbench.export.sampling import sampling_dtype
+    from workbench.sampling.model import sampling_dtype
 
     cpu = torch.device("cpu")
     assert sampling_dtype("auto", cpu) == (torch.bfloat16 if cpu_has_amx() else None)
@@ -164,7 +164,7 @@ def test_progression_gif_has_one_frame_per_chosen_step_plus_the_final_image(caps
 
 
 def test_progression_strip_shows_x_t_and_predicted_x0_per_image(capsys, tmp_path, tiny_checkpoint):
-    from workbench.export.layout import LINE_HEIGHT, text_width
+    from workbench.sampling.layout import LINE_HEIGHT, text_width
 
     strip = tmp_path / "s.png"
     sample(capsys, "--checkpoint", str(tiny_checkpoint), "--n", "3", "--steps", "5", "--strip", str(strip),

@@ -1,0 +1,11 @@
+"""Sampling and export: many images from a trained model, denoising progressions, forward-process strips.
+
+    from workbench.sampling.generate import SampleSettings, generate        # batched, seeded, device-resident
+    result = generate(bundle, sampler, SampleSettings(n=64, steps=50, seed=0), device=device)
+    from workbench.sampling.progression import ProgressionRecorder, gif_bytes, strip_picture
+    from workbench.sampling.forward import forward_block, forward_strip
+    from workbench.sampling.outputs import OutputPlan                      # all-or-nothing output files
+
+The command line lives in workbench.commands.sample and workbench.commands.forward; docs/sampling.md
+describes both.
+"""
