@@ -67,7 +67,7 @@ def image_labels(n: int, num_classes: int, label: int | None) -> torch.Tensor | 
 def generate(bundle: Any, sampler: Any, settings: SampleSettings, *, device: torch.device,
              on_step: Callable[[Any], None] | None = None, on_batch: Callable[[int, int], None] | None = None,
              first_batch_callback: Callable[[Any], None] | None = None) -> SampleResult:
-    """Sample `settings.n` images from `bundle` (a SamplingBundle) with `sampler`.
+    """Sample `settings.n` images from `bundle` (a workbench.sampling.model.SamplingBundle) with `sampler`.
 
     on_step(step) runs at every sampler step of every batch (progress bars; it must not sync),
     first_batch_callback(step) at every step of the first batch only (progression recording), and
