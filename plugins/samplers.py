@@ -16,6 +16,13 @@ from workbench.plugin_host import hookimpl
 DDPM_VARIANCES = ("fixed-small", "fixed-large")
 
 
+def _one_of(name: str, value, choices) -> str:
+    """`value` when it is one of `choices`, else the ValueError the host turns into a config error."""
+    if value not in choices:
+        raise ValueError(f"{name} = {value!r}; choose one of {', '.join(choices)}")
+    return value
+
+
 def _on_device(values, device):
     import torch
 
@@ -46,9 +53,7 @@ class DDPMSampler:
     calls_denoise = True
 
     def __init__(self, variance: str = "fixed-small"):
-        if variance not in DDPM_VARIANCES:
-            raise ValueError(f"variance = {variance!r}; choose one of {', '.join(DDPM_VARIANCES)}")
-        self.variance = variance
+        self.variance = _one_of("variance", variance, DDPM_VARIANCES)
 
     def set_timesteps(self, schedule, steps: int, device) -> list[int]:
         from workbench.diffusion.timesteps import respaced_timesteps
@@ -94,10 +99,8 @@ class DDIMSampler:
 
         if not 0.0 <= eta <= 1.0:
             raise ValueError(f"eta = {eta} must be in [0, 1] (0: deterministic DDIM, 1: DDPM-like)")
-        if spacing not in DDIM_SPACINGS:
-            raise ValueError(f"spacing = {spacing!r}; choose one of {', '.join(DDIM_SPACINGS)}")
         self.eta = float(eta)
-        self.spacing = spacing
+        self.spacing = _one_of("spacing", spacing, DDIM_SPACINGS)
 
     def set_timesteps(self, schedule, steps: int, device) -> list[int]:
         from workbench.diffusion.timesteps import ddim_timesteps
@@ -206,9 +209,7 @@ class HeunSampler:
     calls_denoise = True
 
     def __init__(self, spacing: str = "linspace"):
-        if spacing not in HEUN_SPACINGS:
-            raise ValueError(f"spacing = {spacing!r}; choose one of {', '.join(HEUN_SPACINGS)}")
-        self.spacing = spacing
+        self.spacing = _one_of("spacing", spacing, HEUN_SPACINGS)
 
     def set_timesteps(self, schedule, steps: int, device) -> list[int]:
         last = schedule.num_timesteps - 1
