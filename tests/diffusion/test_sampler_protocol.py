@@ -116,7 +116,8 @@ def test_a_sampler_may_call_the_network_twice_per_step(host):
     assert len(calls) == 2 * 25 - 1 and len(seen) == 25  # the callback still runs once per step
     assert calls[:2] == [torch.int64, torch.float32]  # its own timestep, then a fractional one
     assert [s.t for s in seen] == list(range(999, -1, -40))
-    assert abs(float(x.mean()) - 0.5) < 0.03 and abs(float(x.std()) - 1.0) < 0.03  # a working 2nd-order ODE solver
+    # a working 2nd-order ODE solver: std within 0.01 (its Euler half alone gives 0.93 here)
+    assert abs(float(x.mean()) - 0.5) < 0.03 and abs(float(x.std()) - 1.0) < 0.01
 
 
 @pytest.mark.parametrize("name, error, message", [
