@@ -11,7 +11,7 @@ from tests.sampling.conftest import IMAGE_SIZE
 from workbench.cli import main
 from workbench.pictures import PADDING
 
-SAMPLERS = ["ddpm", "ddim", "dpm-solver++"]
+SAMPLERS = ["ddpm", "ddim", "dpm-solver++", "heun"]
 
 
 def sample(capsys, *args) -> str:
@@ -60,7 +60,8 @@ def test_the_same_seed_gives_identical_images_and_another_seed_different_ones(ca
     assert not np.array_equal(first, other)
 
 
-@pytest.mark.parametrize("sampler", [["ddim"], ["dpm-solver++"], ["ddpm"], ["ddim", "--eta", "1"]], ids=" ".join)
+@pytest.mark.parametrize("sampler", [["ddim"], ["dpm-solver++"], ["ddpm"], ["ddim", "--eta", "1"],
+                                     ["heun", "--set", "spacing=karras"]], ids=" ".join)
 def test_every_sampler_gives_the_same_images_at_any_batch_size(capsys, tmp_path, tiny_checkpoint, sampler):
     # in float32: under bf16 (the default on CPUs with AMX) a batch of 5 and of 2 round differently enough
     # for a deterministic sampler to end a few levels apart. ddpm and ddim with eta 1 add fresh noise at
