@@ -89,7 +89,7 @@ def interleaved(contestants: dict, args) -> dict[str, list[float]]:
     from workbench.config import load_config
     from workbench.diffusion import GaussianDiffusion
     from workbench.engine.setup import resolve_precision
-    from workbench.export.sampling import resolve_device
+    from workbench.sampling.generate import resolve_device
 
     cfg = load_config(None, [f"run.device={args.device}"], search_cwd=False)
     device = resolve_device(args.device)

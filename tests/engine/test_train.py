@@ -12,7 +12,8 @@ from PIL import Image
 
 from tests.engine.conftest import Recorder, StopAfter, jsonl, metric_losses, tiny_config
 from workbench.engine import train
-from workbench.engine.checkpoint import load_checkpoint, load_for_sampling
+from workbench.engine.checkpoint import load_checkpoint
+from workbench.sampling.model import load_for_sampling
 from workbench.engine.events import event_from_dict
 from workbench.engine.rundir import RunDirectory, status_update
 from workbench.errors import CheckpointError, DatasetError, UsageError

@@ -1,5 +1,5 @@
-"""Checkpoints: the one codec of the training checkpoint (written and read here), atomic writes, safe loads,
-rotation, and loading a trained model for sampling.
+"""Checkpoints: the one codec of the training checkpoint (written and read here), atomic writes, safe loads
+and rotation (loading a model for sampling: workbench.sampling.model).
 
 A checkpoint is one `torch.save`d dict of tensors, numbers, strings, lists and dicts only, so it loads with
 `torch.load(weights_only=True)` (no arbitrary pickles). `encode_training_state` below writes it; these
@@ -34,13 +34,12 @@ import pickle
 import re
 import shutil
 import zipfile
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from workbench.errors import CheckpointError, ConfigError, UsageError
+from workbench.errors import CheckpointError, UsageError
 
 FORMAT = "ddpm-workbench-checkpoint"
 VERSION = 1
@@ -291,79 +290,3 @@ def find_run_checkpoint(run: str | Path | None, base_dir: str | Path = "runs") -
         return steps[-1][1]
     raise CheckpointError(f"run {str(run_dir.path)!r} has no checkpoint yet (nothing in "
                           f"{str(run_dir.checkpoints_dir)!r}); train longer or pick another run")
-
-
-# -- sampling --------------------------------------------------------------------------------------
-
-
-@dataclass
-class SamplingBundle:
-    model: torch.nn.Module        # eval mode, on `device`; EMA weights unless asked otherwise
-    diffusion: Any                # workbench.diffusion.GaussianDiffusion, on `device`
-    cfg: Any                      # workbench.config.Config rebuilt from the stored dict
-    step: int
-    channels: int
-    image_size: int
-    checkpoint_path: Path
-    ema: bool = True              # whether `model` holds the EMA weights
-
-
-def config_from_checkpoint(state: dict, path: Path):
-    from workbench.config import resolve
-
-    try:
-        return resolve(state["config"], source=f"checkpoint {path}")
-    except ConfigError as exc:
-        raise CheckpointError(f"checkpoint {str(path)!r}: its stored config is not valid here: {exc}") from None
-
-
-def describe_mismatch(error: Exception) -> str:
-    text = str(error)
-    missing = re.search(r"Missing key\(s\) in state_dict: ([^.]*)", text)
-    unexpected = re.search(r"Unexpected key\(s\) in state_dict: ([^.]*)", text)
-    shape = re.search(r"size mismatch for ([^:]+):", text)
-    parts = []
-    if missing:
-        parts.append(f"missing {missing.group(1).split(',')[0].strip()}")
-    if unexpected:
-        parts.append(f"unexpected {unexpected.group(1).split(',')[0].strip()}")
-    if shape:
-        parts.append(f"shape differs for {shape.group(1).strip()}")
-    return ", ".join(parts) or first_line(error)
-
-
-def build_model_from_state(state: dict, cfg, path: Path, *, ema: bool = True) -> tuple[torch.nn.Module, bool]:
-    """The backbone described by the checkpoint's config, with its (EMA) weights loaded, on CPU."""
-    from workbench.backbones import build_backbone
-
-    channels = int(state.get("channels", 0))
-    image_size = int(state.get("image_size", 0))
-    if channels <= 0 or image_size <= 0:
-        raise CheckpointError(f"checkpoint {str(path)!r} does not record the image shape (channels, image_size)")
-    out_channels = int(state.get("out_channels", channels))
-    model = build_backbone(cfg.backbone, in_channels=channels, out_channels=out_channels, image_size=image_size)
-    use_ema = bool(ema and state.get("ema"))
-    weights = state["ema"] if use_ema else state["model"]
-    try:
-        model.load_state_dict(weights)
-    except (RuntimeError, KeyError, TypeError) as exc:
-        raise CheckpointError(f"checkpoint {str(path)!r} does not match backbone {cfg.backbone.name!r} "
-                              f"built from its stored config ({describe_mismatch(exc)})") from None
-    return model, use_ema
-
-
-def load_for_sampling(*, run: str | None = None, checkpoint: str | None = None, base_dir: str | Path = "runs",
-                      ema: bool = True, device: str | torch.device = "cpu") -> SamplingBundle:
-    """Everything needed to sample from a trained run: the model (EMA weights by default), its diffusion,
-    its config. Give a checkpoint file, or a run (name, path or "latest"; None means "latest")."""
-    from workbench.diffusion import GaussianDiffusion
-
-    path = Path(checkpoint) if checkpoint else find_run_checkpoint(run, base_dir)
-    state = load_checkpoint(path, map_location="cpu")
-    cfg = config_from_checkpoint(state, path)
-    model, used_ema = build_model_from_state(state, cfg, path, ema=ema)
-    model.to(device).eval()
-    diffusion = GaussianDiffusion.from_config(cfg).to(device)
-    return SamplingBundle(model=model, diffusion=diffusion, cfg=cfg, step=int(state["step"]),
-                          channels=int(state["channels"]), image_size=int(state["image_size"]),
-                          checkpoint_path=path, ema=used_ema)

@@ -60,7 +60,7 @@ def cpu_has_amx() -> bool:
 
 def auto_precision(device: torch.device) -> str:
     """What precision "auto" means on `device`: bf16 on CUDA GPUs that support it and on CPUs with AMX,
-    fp32 elsewhere. Training and sampling (workbench.export.sampling) both follow it."""
+    fp32 elsewhere. Training and sampling (workbench.sampling.generate) both follow it."""
     if device.type == "cuda":
         return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
     return "bf16" if device.type == "cpu" and cpu_has_amx() else "fp32"

@@ -24,7 +24,6 @@ from workbench.engine.checkpoint import (Progress, encode_training_state, load_c
 from workbench.engine.control import ControlInbox
 from workbench.engine.events import (CheckpointSaved, RunFailed, RunFinished, RunStarted, RunWarning,
                                      SamplesReady, StateChanged, StepMetrics)
-from workbench.engine.grid import save_grid
 from workbench.engine.metrics import Throughput, gpu_memory_peak, gpu_utilization, peak_flops
 from workbench.engine.optim import clip_gradients, lr_for_config, set_lr
 from workbench.engine.previews import preview_grid
@@ -32,6 +31,7 @@ from workbench.engine.publish import Publisher
 from workbench.engine.rundir import RunDirectory, check_training_target
 from workbench.engine.setup import TrainingRun, build_training_run, check_resume_config, find_resume_point
 from workbench.errors import UsageError, WorkbenchError
+from workbench.pictures import save_grid
 
 BAD_WINDOWS_BEFORE_RESTORE = 3
 MAX_RESTORES = 3

@@ -61,4 +61,9 @@ def register_backbones(register):
 
 @hookspec
 def register_samplers(register):
-    """Register samplers: `factory(**params) -> workbench.diffusion.Sampler` (see that protocol)."""
+    """Register samplers: `factory(**params) -> workbench.diffusion.Sampler` (see that protocol).
+
+    A sampler with the class attribute `calls_denoise = True` gets `set_timesteps(schedule, steps, device)`
+    with the public NoiseSchedule and `step(index, x, denoise, generator)`, calling `denoise(x, t) -> pred_x0`
+    as often as it needs (Heun: twice per step). One without it is run through the loop's adapter for the
+    earlier protocol: `set_timesteps(diffusion, steps, device)`, `step(index, x_t, pred_x0, generator)`."""
