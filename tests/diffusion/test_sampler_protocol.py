@@ -111,7 +111,7 @@ def test_a_sampler_may_call_the_network_twice_per_step(host):
         calls.append(t.dtype)
         return exact(x_t, t)
 
-    x = sample_images(model, diffusion, build_sampler(sample_section("midpoint"), host=host), (20_000, 1, 1, 1),
+    x = sample_images(model, diffusion, build_sampler(sample_section("midpoint", host=host)), (20_000, 1, 1, 1),
                       steps=25, generator=torch.Generator().manual_seed(0), clip_x0=False, callback=seen.append)
     assert len(calls) == 2 * 25 - 1 and len(seen) == 25  # the callback still runs once per step
     assert calls[:2] == [torch.int64, torch.float32]  # its own timestep, then a fractional one
