@@ -36,6 +36,11 @@ class CheckpointError(WorkbenchError):
     """A checkpoint is missing, truncated, or does not match what was asked for."""
 
 
+class WriteFailed(WorkbenchError):
+    """A file could not be written (full disk, quota, read-only, no permission, file-size limit); the
+    message names the path and what was kept. See workbench.files."""
+
+
 class NotYetAvailable(UsageError):
     """A subcommand whose feature has not landed yet."""
 

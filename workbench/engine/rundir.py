@@ -28,6 +28,7 @@ from typing import Any, Iterable
 
 from workbench.engine.events import Event, StepMetrics, event_from_dict
 from workbench.errors import UsageError
+from workbench.files import append_line, atomic_write_bytes, atomic_write_text  # noqa: F401 - re-exported
 
 CONTROL_COMMANDS = ("pause", "resume", "sample", "checkpoint", "stop")
 STATES = ("starting", "running", "paused", "stopping", "finished", "stopped", "failed")
@@ -35,19 +36,6 @@ LIVE_STATES = ("starting", "running", "paused", "stopping")  # the engine is ali
 LAUNCHER_FILES = ("launch.toml", "train.log")  # what a launcher (the TUI) writes before the engine starts
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write via a temporary file in the same folder and os.replace, so readers see old or new, never half."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"))
 
 
 class RunDirectory:
@@ -123,9 +111,7 @@ class RunDirectory:
 
     def append_event(self, event: Event) -> None:
         target = self.metrics_path if isinstance(event, StepMetrics) else self.events_path
-        line = json.dumps(event.to_dict(), separators=(",", ":")) + "\n"
-        with open(target, "a", encoding="utf-8") as f:
-            f.write(line)
+        append_line(target, json.dumps(event.to_dict(), separators=(",", ":")) + "\n")
 
     def write_status(self, state: str, **fields: Any) -> None:
         """Replace status.json; fields not given keep their previous values."""
