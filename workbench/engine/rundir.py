@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import time
 from pathlib import Path
@@ -59,8 +60,13 @@ class RunDirectory:
             raise UsageError(f"cannot create run directory {str(candidate)!r}: {exc.strerror}; "
                              "set run.dir to a writable folder") from None
         run = cls(candidate)
-        for sub in (run.samples_dir, run.checkpoints_dir, run.control_dir):
-            sub.mkdir(exist_ok=True)
+        try:
+            for sub in (run.samples_dir, run.checkpoints_dir, run.control_dir):
+                sub.mkdir(exist_ok=True)
+        except OSError as exc:
+            shutil.rmtree(candidate, ignore_errors=True)  # never leave an empty run folder behind
+            raise UsageError(f"cannot create run directory {str(candidate)!r}: {exc.strerror}; "
+                             "set run.dir to a writable folder") from None
         return run
 
     @classmethod
