@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime
 import math
+import os
 import re
 import sys
 from dataclasses import dataclass
@@ -258,27 +259,100 @@ def load_config(path: str | Path | None = None, overrides: Iterable[str] = (), *
     return resolve(raw, source=source, host=host)
 
 
+CONFIG_MAX_BYTES = 1 << 20  # a config file is a few KiB; anything near this is not one
+CONFIG_MAX_DEPTH = 32  # nested arrays / inline tables; tomllib recurses once per level
+
+
 def read_toml(path: Path) -> dict[str, Any]:
-    if not path.exists():
-        raise ConfigError(f"config file {str(path)!r} does not exist; pass an existing file to --config "
-                          "or leave it out to use the built-in defaults")
-    if path.is_dir():
-        raise ConfigError(f"config file {str(path)!r} is a directory, not a TOML file")
+    """Parse a TOML config file; every problem is one line. The file is checked with stat() before it is
+    opened (opening a FIFO would wait for a writer forever; a device could be read forever), its size is
+    capped, a UTF-8 byte-order mark is accepted, and deep nesting is refused before the recursive parser sees it."""
+    import stat
+
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read config file {str(path)!r}: {exc}") from None
+        info = path.stat()
+    except FileNotFoundError:
+        raise ConfigError(f"config file {str(path)!r} does not exist; pass an existing file to --config "
+                          "or leave it out to use the built-in defaults") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {str(path)!r}: {exc.strerror or exc}") from None
+    if stat.S_ISDIR(info.st_mode):
+        raise ConfigError(f"config file {str(path)!r} is a directory, not a TOML file")
+    if stat.S_ISCHR(info.st_mode) and os.path.exists(os.devnull) and os.path.samefile(path, os.devnull):
+        return {}  # --config /dev/null: the usual way to say "no config file"
+    if not stat.S_ISREG(info.st_mode):
+        kind = ("a named pipe (FIFO)" if stat.S_ISFIFO(info.st_mode) else "a socket" if stat.S_ISSOCK(info.st_mode)
+                else "a device" if stat.S_ISCHR(info.st_mode) or stat.S_ISBLK(info.st_mode) else "not a regular file")
+        raise ConfigError(f"config file {str(path)!r} is {kind}, not a TOML file; pass a regular file to --config")
+    if info.st_size > CONFIG_MAX_BYTES:
+        raise ConfigError(f"config file {str(path)!r} is {info.st_size:,} bytes; a config file is at most "
+                          f"{CONFIG_MAX_BYTES:,} bytes (is it the right file?)")
+    try:
+        with open(path, "rb") as f:
+            data = f.read(CONFIG_MAX_BYTES + 1)
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {str(path)!r}: {exc.strerror or exc}") from None
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]  # a UTF-8 byte-order mark, as some Windows editors write: harmless
+    elif data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise ConfigError(f"config file {str(path)!r} is UTF-16 (it starts with a UTF-16 byte-order mark); "
+                          "save it as UTF-8")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"config file {str(path)!r} is not UTF-8 text (byte {exc.start}); save it as UTF-8") from None
+    return parse_toml(text, f"{path}")
+
+
+def parse_toml(text: str, where: str) -> dict[str, Any]:
+    """tomllib.loads with its recursion bounded and every failure as one ConfigError."""
+    depth = nesting_depth(text)
+    if depth > CONFIG_MAX_DEPTH:
+        raise ConfigError(f"{where}: arrays or inline tables nested {depth} deep; at most {CONFIG_MAX_DEPTH} "
+                          "levels are accepted")
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+        raise ConfigError(f"{where}: invalid TOML: {exc}") from None
+    except (ValueError, RecursionError) as exc:  # e.g. an integer of more digits than Python converts
+        first = (str(exc).splitlines() or [type(exc).__name__])[0]
+        raise ConfigError(f"{where}: cannot read this TOML: {first}") from None
+
+
+def nesting_depth(text: str) -> int:
+    """The deepest nesting of [ and { outside strings and comments (a cheap upper bound of the parser's
+    recursion; table headers like [a] or [[a]] add at most 2)."""
+    depth = deepest = i = 0
+    n = len(text)
+    while i < n:
+        c = text[i]
+        if c == "#":
+            i = text.find("\n", i)
+            if i < 0:
+                break
+        elif c in "\"'":
+            quote = text[i:i + 3] if text[i:i + 3] in ('"""', "'''") else c
+            i += len(quote)
+            while i < n and not text.startswith(quote, i):
+                i += 2 if (text[i] == "\\" and quote[0] == '"') else 1
+            i += len(quote) - 1
+        elif c in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif c in "]}":
+            depth = max(depth - 1, 0)
+        i += 1
+    return deepest
 
 
 def parse_value(text: str) -> Any:
     """A `--set` value: any TOML value (1e-4, true, [1, 2], "x"), else the bare text as a string."""
+    if nesting_depth(text) > CONFIG_MAX_DEPTH:
+        raise ConfigError(f"--set value {text[:40]!r}...: arrays or inline tables nested more than "
+                          f"{CONFIG_MAX_DEPTH} deep")
     try:
         return tomllib.loads(f"v = {text}")["v"]
-    except tomllib.TOMLDecodeError:
+    except (ValueError, RecursionError):  # TOMLDecodeError is a ValueError; so is a 5000-digit integer
         return text
 
 
@@ -309,7 +383,8 @@ def shown(value: Any) -> str:
     """A value as a message shows it: TOML's form for dates and times, else repr."""
     if isinstance(value, (datetime.date, datetime.time)):
         return value.isoformat()
-    return repr(value)
+    text = repr(value)
+    return text if len(text) <= 200 else f"{text[:120]}... ({len(text):,} characters)"
 
 
 def kind_of(value: Any) -> str:
@@ -373,27 +448,27 @@ def check_host_value(section: str, key: str, value: Any, spec: Key) -> Any:
         raise ConfigError(f"[{section}] {key} = {shown(value)} is {kind_of(value)}; it must be {allowed} "
                           f"({spec.help})")
     if isinstance(value, float) and not math.isfinite(value):
-        raise ConfigError(f"[{section}] {key} = {value!r} must be a finite number ({spec.help})")
+        raise ConfigError(f"[{section}] {key} = {shown(value)} must be a finite number ({spec.help})")
     if spec.choices and isinstance(value, str) and value not in spec.choices:
         options = ", ".join(repr(c) for c in spec.choices)
         if spec.also:
             options += ", " + ", ".join(repr(t()) if t is not bool else "true, false" for t in spec.also)
-        raise ConfigError(f"[{section}] {key} = {value!r} is not allowed{did_you_mean(value, spec.choices)}; "
+        raise ConfigError(f"[{section}] {key} = {shown(value)} is not allowed{did_you_mean(value, spec.choices)}; "
                           f"choose one of {options}")
     if spec.min is not None and isinstance(value, (int, float)) and not isinstance(value, bool):
         if value < spec.min or (spec.min_exclusive and value == spec.min):
             bound = f"> {spec.min}" if spec.min_exclusive else f">= {spec.min}"
-            raise ConfigError(f"[{section}] {key} = {value!r} is out of range; it must be {bound} ({spec.help})")
+            raise ConfigError(f"[{section}] {key} = {shown(value)} is out of range; it must be {bound} ({spec.help})")
     if spec.max is not None and isinstance(value, (int, float)) and not isinstance(value, bool):
         if value > spec.max or (spec.max_exclusive and value == spec.max):
             bound = f"< {spec.max}" if spec.max_exclusive else f"<= {spec.max}"
-            raise ConfigError(f"[{section}] {key} = {value!r} is out of range; it must be {bound} ({spec.help})")
+            raise ConfigError(f"[{section}] {key} = {shown(value)} is out of range; it must be {bound} ({spec.help})")
     if isinstance(value, int) and not isinstance(value, bool) and abs(value) > INT_MAX:
-        raise ConfigError(f"[{section}] {key} = {value!r} is out of range; integers must fit in 64 bits "
+        raise ConfigError(f"[{section}] {key} = {shown(value)} is out of range; integers must fit in 64 bits "
                           f"(|value| <= 2**63-1) ({spec.help})")
     problem = spec.check(value) if spec.check is not None and isinstance(value, str) else ""
     if problem:
-        raise ConfigError(f"[{section}] {key} = {value!r} {problem}")
+        raise ConfigError(f"[{section}] {key} = {shown(value)} {problem}")
     return value
 
 
