@@ -93,6 +93,11 @@ class Trainer:
         except TrainingFailed as exc:
             self._fail(str(exc))
             raise
+        except SystemExit as exc:  # sys.exit() inside a backbone's forward or a sampler's step: a failure
+            from workbench.plugin_host.manager import plugin_in_traceback
+
+            who = plugin_in_traceback(exc.__traceback__) or "plugin code"
+            raise TrainingFailed(self._fail(f"{who} called sys.exit({exc.code!r})")) from None
         except WorkbenchError as exc:
             raise TrainingFailed(self._fail(str(exc))) from exc
         except torch.OutOfMemoryError as exc:
