@@ -41,6 +41,10 @@ class WriteFailed(WorkbenchError):
     message names the path and what was kept. See workbench.files."""
 
 
+class NonFiniteSamples(WorkbenchError):
+    """A sampler or backbone produced NaN or inf pixels; nothing is written as if they were fine."""
+
+
 class NotYetAvailable(UsageError):
     """A subcommand whose feature has not landed yet."""
 

@@ -8,6 +8,7 @@ import numpy as np
 import torch
 
 from workbench.diffusion import sample_images
+from workbench.diffusion.finite import require_finite
 from workbench.engine.grid import make_grid, to_uint8
 from workbench.engine.setup import Components, derived_seed
 
@@ -30,4 +31,5 @@ def preview_grid(c: Components) -> np.ndarray:
                                    noise=c.sample_noise)
     finally:
         net.train(was_training)
+    require_finite(images, sampler=c.sampler, backbone=cfg.backbone.name, where=" of the preview")
     return make_grid(to_uint8(images))

@@ -30,7 +30,7 @@ from workbench.engine.publish import Publisher
 from workbench.engine.rundir import RunDirectory, check_training_target
 from workbench.engine.setup import (build_components, check_resume_config, find_resume_point, load_weights,
                                     rank_rng_state, training_state)
-from workbench.errors import UsageError, WorkbenchError
+from workbench.errors import NonFiniteSamples, UsageError, WorkbenchError
 
 BAD_WINDOWS_BEFORE_RESTORE = 3
 MAX_RESTORES = 3
@@ -278,7 +278,12 @@ class Trainer:
         if not c.ctx.is_main:
             return
         started = time.perf_counter()
-        grid = preview_grid(c)
+        try:
+            grid = preview_grid(c)
+        except NonFiniteSamples as exc:  # say so in the event log instead of saving a grey grid
+            self._warn(f"{exc}; no sample grid saved at step {self.step}")
+            self.throughput.exclude(time.perf_counter() - started)
+            return
         path = self.run.sample_path(self.step)
         save_grid(grid, path)
         self.pub.emit(SamplesReady(step=self.step, path=str(path), image=grid))
