@@ -191,6 +191,10 @@ def find_run_checkpoint(run: str | Path | None, base_dir: str | Path = "runs") -
     steps = step_checkpoints(run_dir.checkpoints_dir)
     if steps:
         return steps[-1][1]
+    state, why = run_dir.observed_state()
+    if state == "abandoned":  # killed before its first checkpoint: there is nothing to continue from
+        raise CheckpointError(f"run {str(run_dir.path)!r} cannot be resumed: {why}; start a new run "
+                              f"(and delete {str(run_dir.path)!r} to clean up)")
     raise CheckpointError(f"run {str(run_dir.path)!r} has no checkpoint yet (nothing in "
                           f"{str(run_dir.checkpoints_dir)!r}); train longer or pick another run")
 

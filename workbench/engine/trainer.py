@@ -126,6 +126,9 @@ class Trainer:
                 for sub in (run.path, run.samples_dir, run.checkpoints_dir, run.control_dir):
                     sub.mkdir(parents=True, exist_ok=True)
                 run.write_config(f"# resolved config of this run (from {self.cfg.source})\n" + self.cfg.to_toml())
+                if point is not None:  # what a killed earlier process left: its temporaries, the steps to replay
+                    run.remove_stale_temporaries()
+                    run.trim_metrics_after(int(point.state["step"]))
             except OSError as exc:
                 raise UsageError(f"cannot write to run directory {str(run.path)!r}: {exc.strerror or exc}; "
                                  "choose a writable folder (run.dir, or --run-dir)") from None
