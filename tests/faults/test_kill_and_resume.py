@@ -109,7 +109,8 @@ def test_resume_removes_the_temporaries_a_killed_checkpoint_write_left(tmp_path)
     run = train(cfg).path
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
     gone.wait()
-    stale = [run / "checkpoints" / f".step_0000006.pt.{gone.pid}.tmp", run / "checkpoints" / f".latest.pt.{gone.pid}.tmp"]
+    stale = [run / "checkpoints" / f".step_0000006.pt.{gone.pid}.tmp",
+             run / "checkpoints" / f".latest.pt.{gone.pid}.tmp"]
     for path in stale:
         path.write_bytes(b"\0" * 100)
     with (run / "metrics.jsonl").open("a") as f:  # what a run killed after logging step 6 would have left
