@@ -84,3 +84,11 @@ def test_parser_builds_without_importing_torch_heavy_commands():
     code = "import sys; from workbench.cli import build_parser; build_parser(); print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.stdout.strip() == "False", out.stderr
+
+
+def test_help_loads_no_plugin_machinery():
+    # argparse's --help exits with SystemExit; telling it apart from a plugin's sys.exit must cost nothing.
+    code = ("import sys; from workbench.cli import main\ntry:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+            "print('pluggy' in sys.modules, 'torch' in sys.modules, file=sys.stderr)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.stderr.strip() == "False False", out.stderr
