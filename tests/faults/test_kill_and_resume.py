@@ -21,8 +21,9 @@ TRIES = 3  # kills per seed: each lands somewhere in the start-up, a step, a sam
 
 
 def start_training(tmp_path, *extra):
-    args = tiny_args(f"train.steps={STEPS}", "train.checkpoint_every=5", "train.sample_every=20",
-                     "train.log_every=5", "run.dir=runs", "run.name=k")
+    # metrics every 2 steps, checkpoints every 6: a kill between them leaves metrics a resume replays
+    args = tiny_args(f"train.steps={STEPS}", "train.checkpoint_every=6", "train.sample_every=24",
+                     "train.log_every=2", "run.dir=runs", "run.name=k")
     env = {**environment(tmp_path), "PYTHONUNBUFFERED": "1"}
     return subprocess.Popen([sys.executable, "-m", "workbench", "train", "--plain", *args, *extra],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=tmp_path)
@@ -57,7 +58,7 @@ def test_sigkill_at_random_moments_then_resume_finishes_with_clean_files(tmp_pat
         kills += 1
         latest = run / "checkpoints" / "latest.pt"
         if latest.exists():  # never half a checkpoint, whenever the kill landed
-            assert int(torch.load(latest, weights_only=True, map_location="cpu")["step"]) % 5 == 0
+            assert int(torch.load(latest, weights_only=True, map_location="cpu")["step"]) % 6 == 0
         else:
             resumed = cli(tmp_path, "train", "--plain", "--resume", str(run))
             assert "cannot be resumed" in one_line_error(resumed, 1)
