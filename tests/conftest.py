@@ -27,9 +27,11 @@ def pytest_collection_modifyitems(config, items):
 
 
 @pytest.fixture(autouse=True)
-def fresh_plugin_host():
+def fresh_plugin_host(tmp_path_factory, monkeypatch):
+    """A fresh host, and a cache folder of its own (plugin crash verdicts never reach the user's ~/.cache)."""
     from workbench.plugin_host.manager import reset_host
 
+    monkeypatch.setenv("DDPM_WORKBENCH_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
     reset_host()
     yield
     reset_host()

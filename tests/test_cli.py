@@ -88,3 +88,11 @@ def test_a_subcommands_help_lists_its_own_options(capsys):
     assert info.value.code == 0
     out = capsys.readouterr().out
     assert out.startswith("usage: ddpm-workbench sample") and "--checkpoint" in out
+
+
+def test_help_loads_no_plugin_machinery():
+    # argparse's --help exits with SystemExit; telling it apart from a plugin's sys.exit must cost nothing.
+    code = ("import sys; from workbench.cli import main\ntry:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+            "print('pluggy' in sys.modules, 'torch' in sys.modules, file=sys.stderr)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.stderr.strip() == "False False", out.stderr

@@ -119,6 +119,19 @@ def test_run_names_refused_by_train_before_anything_is_written(in_tmp_cwd, capsy
     assert not (in_tmp_cwd / "escaped").exists() and not (in_tmp_cwd / "runs").exists()
 
 
+@pytest.mark.parametrize("name, problem", [
+    ("x" * 256, "is 256 bytes long; file systems allow 255"), ("é" * 128, "is 256 bytes long"),
+    ("a\udcff", "not valid UTF-8"),  # how Python hands over an undecodable byte of argv
+])
+def test_run_names_must_be_a_file_name_here_before_any_folder_exists(in_tmp_cwd, capsys, name, problem):
+    assert problem in one_error(capsys, ["train", *QUICK, "--set", f"run.name={name}"])
+    assert not (in_tmp_cwd / "runs").exists()
+
+
+def test_a_255_byte_run_name_is_fine(in_tmp_cwd):
+    assert load_config(None, ["run.name=" + "x" * 255]).run.name == "x" * 255
+
+
 @pytest.mark.parametrize("name", ["exp-1", "my run", "a \"quoted\" name", "2024-01-01", "v1.2_b", "ünïcode", ""])
 def test_ordinary_run_names_are_fine(in_tmp_cwd, name):
     assert load_config(None, [f"run.name={name}"] if name else []).run.name == name
@@ -138,3 +151,24 @@ def test_a_device_of_the_wrong_form_is_not_a_device(in_tmp_cwd, capsys, device):
 def test_devices_of_the_right_form_pass_the_config(in_tmp_cwd, device):
     # whether the GPU exists is for training to say (workbench.engine.distributed.resolve_device)
     assert load_config(None, [f"run.device=\"{device}\""]).run.device == device
+
+
+# -- numbers: what the code that uses them accepts ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("setting, bound", [
+    ("train.adam_beta1=1", "must be < 1.0"), ("train.adam_beta2=1.0", "must be < 1.0"),
+    ("train.adam_beta1=-0.1", "must be >= 0.0"),
+    ("train.steps=99999999999999999999", "must be <= 1000000000"),
+    ("train.batch_size=100000000", "must be <= 65536"), ("train.keep_checkpoints=10000000", "<= 10000"),
+    ("dataset.limit=99999999999999999999", "must be <= 9223372036854775807"),
+    ("sample.steps=1000000", "<= 100000"),
+])
+def test_numbers_outside_what_the_code_accepts_are_refused_by_config(in_tmp_cwd, capsys, setting, bound):
+    err = one_error(capsys, ["config", "--set", setting])
+    assert "is out of range" in err and bound in err
+
+
+@pytest.mark.parametrize("setting", ["train.adam_beta1=0", "train.adam_beta2=0.9999", "train.steps=1000000000"])
+def test_numbers_at_the_edge_of_the_range_pass(in_tmp_cwd, setting):
+    load_config(None, [setting])

@@ -97,6 +97,15 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except SystemExit as exc:  # argparse's --help and signals exit on purpose; a plugin's sys.exit is a failure
+        host = sys.modules.get("workbench.plugin_host.manager")  # not loaded (--help): no plugin ran; keep it fast
+        who = None
+        if host is not None and getattr(exc, "signum", None) is None:
+            who = host.plugin_in_traceback(exc.__traceback__)
+        if who is None:
+            raise
+        print(f"error: {who} called sys.exit({exc.code!r}); stopped, no output was written", file=sys.stderr)
+        return 1
     except BrokenPipeError:
         # The reader went away (`ddpm-workbench plugins --json | head`): stop quietly, like other tools, and
         # keep Python from failing again while it flushes stdout at exit.

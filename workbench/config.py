@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime
 import math
+import os
 import re
 import sys
 from dataclasses import dataclass
@@ -28,6 +29,11 @@ from workbench.plugin_host.registry import Component, type_name
 
 DEFAULT_CONFIG_NAME = "workbench.toml"
 SEED_MAX = 2**63 - 1  # torch.manual_seed takes a signed 64-bit integer
+INT_MAX = 2**63 - 1  # any integer key: what a C long (torch, numpy indices) can hold
+STEPS_MAX = 10**9  # optimizer steps, step intervals: years of training at any speed
+BATCH_MAX = 65_536  # images per batch: far beyond any device's memory at these image sizes
+NAME_MAX_BYTES = 255  # one path component on Linux, macOS and Windows file systems
+WINDOWS_RESERVED = {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(1, 10)), *(f"LPT{i}" for i in range(1, 10))}
 # TOML values that are not strings but were probably meant as one (name = 2024-01-01, name = 123)
 SCALARS = (bool, int, float, datetime.date, datetime.time)
 
@@ -42,6 +48,7 @@ class Key:
     min: float | None = None
     max: float | None = None
     min_exclusive: bool = False
+    max_exclusive: bool = False
     also: tuple = ()  # other accepted types, e.g. (str,) with choices=("auto",) beside a bool
     check: Callable[[Any], str] | None = None  # value -> what is wrong with it ("" when nothing)
 
@@ -64,10 +71,27 @@ def check_run_name(name: str) -> str:
         problem = "contains '..'"
     elif any(ord(c) < 32 or ord(c) == 127 for c in name):
         problem = "contains a control character"
+    elif not _encodes(name):
+        problem = "contains bytes that are not valid UTF-8 (an undecodable file name)"
+    elif len(name.encode("utf-8")) > NAME_MAX_BYTES:
+        problem = f"is {len(name.encode('utf-8'))} bytes long; file systems allow {NAME_MAX_BYTES}"
+    elif sys.platform == "win32" and (name.split(".")[0].upper() in WINDOWS_RESERVED
+                                      or name[-1] in ". " or any(c in '<>:"|?*' for c in name)):
+        problem = "is not a valid file name on Windows (reserved name, trailing dot or space, or one of <>:\"|?*)"
     else:
         return ""
     return (f"{problem}; a run name is one folder name inside run.dir: any characters except / and \\ "
             "(and control characters), not '.' and without '..', e.g. exp-1; leave it empty for a timestamp")
+
+
+def _encodes(name: str) -> bool:
+    """Whether `name` can be written as UTF-8 (into status.json, config.toml) and as a file name here."""
+    try:
+        name.encode("utf-8")
+        Path(name).__fspath__().encode(sys.getfilesystemencoding())
+    except UnicodeError:
+        return False
+    return True
 
 
 DEVICE_FORM = re.compile(r"auto|cpu|cuda|cuda:\d+|mps")
@@ -89,10 +113,10 @@ SCHEMA: dict[str, dict[str, Key]] = {
     },
     "dataset": {
         "name": K("fashion-mnist", "dataset plugin (see `ddpm-workbench plugins`)"),
-        "pad_to": K(32, "pad smaller images with the background colour to this size; 0 = never", min=0),
+        "pad_to": K(32, "pad smaller images with the background colour to this size; 0 = never", min=0, max=4096),
         "flip": K("auto", "random horizontal flips: true, false, or auto (the dataset's own default)",
                   choices=("auto",), also=(bool,)),
-        "limit": K(0, "use only the first N images; 0 = all", min=0),
+        "limit": K(0, "use only the first N images; 0 = all", min=0, max=INT_MAX),
     },
     "schedule": {
         "name": K("linear", "noise schedule plugin (see `ddpm-workbench schedules`)"),
@@ -103,15 +127,15 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "name": K("unet", "denoising network plugin"),
     },
     "train": {
-        "steps": K(1000, "optimizer steps to train for", min=1),
-        "batch_size": K(64, "global batch size (split across torchrun ranks)", min=1),
-        "grad_accum": K(1, "micro-batches per optimizer step", min=1),
+        "steps": K(1000, "optimizer steps to train for", min=1, max=STEPS_MAX),
+        "batch_size": K(64, "global batch size (split across torchrun ranks)", min=1, max=BATCH_MAX),
+        "grad_accum": K(1, "micro-batches per optimizer step", min=1, max=BATCH_MAX),
         "optimizer": K("adamw", "adam or adamw", choices=("adam", "adamw")),
         "lr": K(1e-3, "peak learning rate", min=0.0, min_exclusive=True),
         "weight_decay": K(0.0, "AdamW weight decay", min=0.0),
-        "adam_beta1": K(0.9, "Adam beta1", min=0.0, max=1.0),
-        "adam_beta2": K(0.999, "Adam beta2", min=0.0, max=1.0),
-        "warmup_steps": K(100, "linear learning-rate warmup steps", min=0),
+        "adam_beta1": K(0.9, "Adam beta1", min=0.0, max=1.0, max_exclusive=True),
+        "adam_beta2": K(0.999, "Adam beta2", min=0.0, max=1.0, max_exclusive=True),
+        "warmup_steps": K(100, "linear learning-rate warmup steps", min=0, max=STEPS_MAX),
         "lr_schedule": K("cosine", "after warmup: constant or cosine decay", choices=("constant", "cosine")),
         "min_lr_ratio": K(0.1, "cosine decay ends at lr * min_lr_ratio", min=0.0, max=1.0),
         "grad_clip": K(1.0, "clip the global gradient norm to this; 0 = off", min=0.0),
@@ -126,15 +150,15 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "channels_last": K("auto", "channels_last memory format: true, false or auto (on GPU)",
                            choices=("auto",), also=(bool,)),
         "compile": K(False, "torch.compile the backbone"),
-        "log_every": K(25, "steps between metric lines (the only host-device syncs)", min=1),
-        "sample_every": K(500, "steps between sample grids; 0 = only at the end", min=0),
-        "checkpoint_every": K(500, "steps between checkpoints; 0 = only at the end", min=0),
-        "keep_checkpoints": K(3, "how many step checkpoints to keep besides latest", min=1),
+        "log_every": K(25, "steps between metric lines (the only host-device syncs)", min=1, max=STEPS_MAX),
+        "sample_every": K(500, "steps between sample grids; 0 = only at the end", min=0, max=STEPS_MAX),
+        "checkpoint_every": K(500, "steps between checkpoints; 0 = only at the end", min=0, max=STEPS_MAX),
+        "keep_checkpoints": K(3, "how many step checkpoints to keep besides latest", min=1, max=10_000),
         "tensorboard": K(False, "also log to TensorBoard (needs the tensorboard package)"),
     },
     "sample": {
         "name": K("ddpm", "sampler plugin used for previews and `ddpm-workbench sample`"),
-        "steps": K(100, "sampling steps (at most schedule.timesteps)", min=1),
+        "steps": K(100, "sampling steps (at most schedule.timesteps)", min=1, max=100_000),
         "n": K(16, "images in each sample grid", min=1, max=1024),
         "clip_x0": K(True, "clip the predicted x0 to [-1, 1]"),
         "dynamic_threshold": K(0.0, "dynamic thresholding percentile (Saharia et al. 2022); 0 = off",
@@ -241,27 +265,100 @@ def load_config(path: str | Path | None = None, overrides: Iterable[str] = (), *
     return resolve(raw, source=source, host=host)
 
 
+CONFIG_MAX_BYTES = 1 << 20  # a config file is a few KiB; anything near this is not one
+CONFIG_MAX_DEPTH = 32  # nested arrays / inline tables; tomllib recurses once per level
+
+
 def read_toml(path: Path) -> dict[str, Any]:
-    if not path.exists():
-        raise ConfigError(f"config file {str(path)!r} does not exist; pass an existing file to --config "
-                          "or leave it out to use the built-in defaults")
-    if path.is_dir():
-        raise ConfigError(f"config file {str(path)!r} is a directory, not a TOML file")
+    """Parse a TOML config file; every problem is one line. The file is checked with stat() before it is
+    opened (opening a FIFO would wait for a writer forever; a device could be read forever), its size is
+    capped, a UTF-8 byte-order mark is accepted, and deep nesting is refused before the recursive parser sees it."""
+    import stat
+
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read config file {str(path)!r}: {exc}") from None
+        info = path.stat()
+    except FileNotFoundError:
+        raise ConfigError(f"config file {str(path)!r} does not exist; pass an existing file to --config "
+                          "or leave it out to use the built-in defaults") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {str(path)!r}: {exc.strerror or exc}") from None
+    if stat.S_ISDIR(info.st_mode):
+        raise ConfigError(f"config file {str(path)!r} is a directory, not a TOML file")
+    if stat.S_ISCHR(info.st_mode) and os.path.exists(os.devnull) and os.path.samefile(path, os.devnull):
+        return {}  # --config /dev/null: the usual way to say "no config file"
+    if not stat.S_ISREG(info.st_mode):
+        kind = ("a named pipe (FIFO)" if stat.S_ISFIFO(info.st_mode) else "a socket" if stat.S_ISSOCK(info.st_mode)
+                else "a device" if stat.S_ISCHR(info.st_mode) or stat.S_ISBLK(info.st_mode) else "not a regular file")
+        raise ConfigError(f"config file {str(path)!r} is {kind}, not a TOML file; pass a regular file to --config")
+    if info.st_size > CONFIG_MAX_BYTES:
+        raise ConfigError(f"config file {str(path)!r} is {info.st_size:,} bytes; a config file is at most "
+                          f"{CONFIG_MAX_BYTES:,} bytes (is it the right file?)")
+    try:
+        with open(path, "rb") as f:
+            data = f.read(CONFIG_MAX_BYTES + 1)
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {str(path)!r}: {exc.strerror or exc}") from None
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]  # a UTF-8 byte-order mark, as some Windows editors write: harmless
+    elif data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise ConfigError(f"config file {str(path)!r} is UTF-16 (it starts with a UTF-16 byte-order mark); "
+                          "save it as UTF-8")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"config file {str(path)!r} is not UTF-8 text (byte {exc.start}); save it as UTF-8") from None
+    return parse_toml(text, f"{path}")
+
+
+def parse_toml(text: str, where: str) -> dict[str, Any]:
+    """tomllib.loads with its recursion bounded and every failure as one ConfigError."""
+    depth = nesting_depth(text)
+    if depth > CONFIG_MAX_DEPTH:
+        raise ConfigError(f"{where}: arrays or inline tables nested {depth} deep; at most {CONFIG_MAX_DEPTH} "
+                          "levels are accepted")
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+        raise ConfigError(f"{where}: invalid TOML: {exc}") from None
+    except (ValueError, RecursionError) as exc:  # e.g. an integer of more digits than Python converts
+        first = (str(exc).splitlines() or [type(exc).__name__])[0]
+        raise ConfigError(f"{where}: cannot read this TOML: {first}") from None
+
+
+def nesting_depth(text: str) -> int:
+    """The deepest nesting of [ and { outside strings and comments (a cheap upper bound of the parser's
+    recursion; table headers like [a] or [[a]] add at most 2)."""
+    depth = deepest = i = 0
+    n = len(text)
+    while i < n:
+        c = text[i]
+        if c == "#":
+            i = text.find("\n", i)
+            if i < 0:
+                break
+        elif c in "\"'":
+            quote = text[i:i + 3] if text[i:i + 3] in ('"""', "'''") else c
+            i += len(quote)
+            while i < n and not text.startswith(quote, i):
+                i += 2 if (text[i] == "\\" and quote[0] == '"') else 1
+            i += len(quote) - 1
+        elif c in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif c in "]}":
+            depth = max(depth - 1, 0)
+        i += 1
+    return deepest
 
 
 def parse_value(text: str) -> Any:
     """A `--set` value: any TOML value (1e-4, true, [1, 2], "x"), else the bare text as a string."""
+    if nesting_depth(text) > CONFIG_MAX_DEPTH:
+        raise ConfigError(f"--set value {text[:40]!r}...: arrays or inline tables nested more than "
+                          f"{CONFIG_MAX_DEPTH} deep")
     try:
         return tomllib.loads(f"v = {text}")["v"]
-    except tomllib.TOMLDecodeError:
+    except (ValueError, RecursionError):  # TOMLDecodeError is a ValueError; so is a 5000-digit integer
         return text
 
 
@@ -292,7 +389,8 @@ def shown(value: Any) -> str:
     """A value as a message shows it: TOML's form for dates and times, else repr."""
     if isinstance(value, (datetime.date, datetime.time)):
         return value.isoformat()
-    return repr(value)
+    text = repr(value)
+    return text if len(text) <= 200 else f"{text[:120]}... ({len(text):,} characters)"
 
 
 def kind_of(value: Any) -> str:
@@ -356,22 +454,27 @@ def check_host_value(section: str, key: str, value: Any, spec: Key) -> Any:
         raise ConfigError(f"[{section}] {key} = {shown(value)} is {kind_of(value)}; it must be {allowed} "
                           f"({spec.help})")
     if isinstance(value, float) and not math.isfinite(value):
-        raise ConfigError(f"[{section}] {key} = {value!r} must be a finite number ({spec.help})")
+        raise ConfigError(f"[{section}] {key} = {shown(value)} must be a finite number ({spec.help})")
     if spec.choices and isinstance(value, str) and value not in spec.choices:
         options = ", ".join(repr(c) for c in spec.choices)
         if spec.also:
             options += ", " + ", ".join(repr(t()) if t is not bool else "true, false" for t in spec.also)
-        raise ConfigError(f"[{section}] {key} = {value!r} is not allowed{did_you_mean(value, spec.choices)}; "
+        raise ConfigError(f"[{section}] {key} = {shown(value)} is not allowed{did_you_mean(value, spec.choices)}; "
                           f"choose one of {options}")
     if spec.min is not None and isinstance(value, (int, float)) and not isinstance(value, bool):
         if value < spec.min or (spec.min_exclusive and value == spec.min):
             bound = f"> {spec.min}" if spec.min_exclusive else f">= {spec.min}"
-            raise ConfigError(f"[{section}] {key} = {value!r} is out of range; it must be {bound} ({spec.help})")
-    if spec.max is not None and isinstance(value, (int, float)) and not isinstance(value, bool) and value > spec.max:
-        raise ConfigError(f"[{section}] {key} = {value!r} is out of range; it must be <= {spec.max} ({spec.help})")
+            raise ConfigError(f"[{section}] {key} = {shown(value)} is out of range; it must be {bound} ({spec.help})")
+    if spec.max is not None and isinstance(value, (int, float)) and not isinstance(value, bool):
+        if value > spec.max or (spec.max_exclusive and value == spec.max):
+            bound = f"< {spec.max}" if spec.max_exclusive else f"<= {spec.max}"
+            raise ConfigError(f"[{section}] {key} = {shown(value)} is out of range; it must be {bound} ({spec.help})")
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > INT_MAX:
+        raise ConfigError(f"[{section}] {key} = {shown(value)} is out of range; integers must fit in 64 bits "
+                          f"(|value| <= 2**63-1) ({spec.help})")
     problem = spec.check(value) if spec.check is not None and isinstance(value, str) else ""
     if problem:
-        raise ConfigError(f"[{section}] {key} = {value!r} {problem}")
+        raise ConfigError(f"[{section}] {key} = {shown(value)} {problem}")
     return value
 
 

@@ -36,6 +36,15 @@ class CheckpointError(WorkbenchError):
     """A checkpoint is missing, truncated, or does not match what was asked for."""
 
 
+class WriteFailed(WorkbenchError):
+    """A file could not be written (full disk, quota, read-only, no permission, file-size limit); the
+    message names the path and what was kept. See workbench.files."""
+
+
+class NonFiniteSamples(WorkbenchError):
+    """A sampler or backbone produced NaN or inf pixels; nothing is written as if they were fine."""
+
+
 def did_you_mean(word: str, choices) -> str:
     """' (did you mean "x"?)' for the closest choice, or '' when nothing is close."""
     import difflib

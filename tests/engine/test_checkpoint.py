@@ -13,7 +13,7 @@ from workbench.config import resolve
 from workbench.engine import checkpoint as ckpt
 from workbench.engine.distributed import Distributed
 from workbench.engine.setup import build_training_run
-from workbench.errors import CheckpointError
+from workbench.errors import CheckpointError, WriteFailed
 
 
 def state(step: int) -> dict:
@@ -50,10 +50,11 @@ def test_a_kill_between_write_and_rename_also_keeps_the_old_file(tmp_path, monke
     path = tmp_path / "latest.pt"
     ckpt.save_checkpoint(path, state(1))
     monkeypatch.setattr(os, "replace", lambda *a: (_ for _ in ()).throw(OSError("killed")))
-    with pytest.raises(OSError):
+    with pytest.raises(WriteFailed, match="latest.pt.*kept: the previous latest.pt"):
         ckpt.save_checkpoint(path, state(2))
     monkeypatch.undo()
     assert ckpt.load_checkpoint(path)["step"] == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["latest.pt"], "the temporary is removed"
 
 
 def test_run_checkpoints_keep_the_last_k_step_files_plus_latest(tmp_path):

@@ -228,3 +228,20 @@ def test_ctrl_c_while_sampling_into_an_existing_folder_leaves_it_empty(capsys, t
                  str(tmp_path / "out")]) == 130
     assert capsys.readouterr().err == "interrupted\n"
     assert os.listdir(tmp_path) == ["out"] and os.listdir(tmp_path / "out") == []
+
+
+@pytest.mark.parametrize("option, value, bound", [("--n", "99999999999", "more than 1,000,000"),
+                                                  ("--batch-size", "100000", "more than 4,096")])
+def test_image_counts_have_an_upper_bound(capsys, tmp_path, tiny_checkpoint, option, value, bound):
+    fails(capsys, tmp_path, ["--checkpoint", str(tiny_checkpoint), option, value, "--out", str(tmp_path / "s.png")],
+          2, option, bound)
+
+
+def test_a_large_job_says_what_it_will_need_before_starting(capsys):
+    from workbench.commands.sample import announce_large_job
+
+    announce_large_job(50_000, 100, 64, (1, 32, 32), quiet=False)
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "50,000 images x 100 steps = 78,200 model calls" in err and "49 MiB" in err
+    announce_large_job(16, 100, 16, (1, 32, 32), quiet=False)
+    assert capsys.readouterr().err == ""

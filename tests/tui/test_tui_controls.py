@@ -211,3 +211,33 @@ async def test_a_drawing_error_is_shown_not_fatal(config, tmp_path, monkeypatch)
         app.redraw()
         assert app.is_running
         assert any("redrawing failed: ValueError: bad pixel" in e.text for e in app.model.log)
+
+
+async def test_a_dead_run_with_a_truncated_status_is_not_shown_as_running(config, tmp_path):
+    run = RunDirectory.create(tmp_path / "runs", "truncated")
+    write_history(run, end="stale")
+    text = run.status_path.read_text()
+    run.status_path.write_text(text[: len(text) // 2])  # cut mid-write by a full disk or an editor
+    app = WorkbenchApp(config, run=run, watch_interval_s=0.05)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_until(pilot, lambda: app.model and app.model.failure, what="unreadable status detected")
+        assert app.model.state == "unknown" and not app.model.is_live
+        assert "cannot be read" in app.model.failure
+        assert run_screen(app).check_action("pause", ()) is None
+        await pilot.press("p")
+        await pilot.pause(0.2)
+        assert list(run.control_dir.iterdir()) == [], "no pause request written into a dead run"
+
+
+async def test_a_deleted_run_directory_is_shown_as_deleted(config, tmp_path):
+    import shutil
+
+    app, engine = live_app(config, tmp_path, total_steps=100_000, tick_s=0.05)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_until(pilot, lambda: app.model and app.model.metrics is not None, what="first metrics")
+        engine.halt.set()
+        engine.join(5)
+        shutil.rmtree(app.run_dir.path)
+        await wait_until(pilot, lambda: app.model.state == "deleted", what="deleted state")
+        assert not app.model.is_live and "no longer exists" in app.model.failure
+        assert run_screen(app).check_action("checkpoint_now", ()) is None

@@ -21,6 +21,36 @@ def positive_int(text: str) -> int:
     return value
 
 
+N_MAX = 1_000_000  # images per command: 1 GiB of 32x32 RGB uint8 held in memory before writing
+BATCH_SIZE_MAX = 4096  # images per batch: beyond any device's memory at these image sizes
+LARGE_WORK = 1_000_000  # image-steps above which the command says what it is about to do
+
+
+def bounded_int(maximum: int, hint: str):
+    """An argparse type: a whole number 1 .. maximum."""
+    def parse(text: str) -> int:
+        value = positive_int(text)
+        if value > maximum:
+            raise argparse.ArgumentTypeError(f"{text!r} is more than {maximum:,} ({hint})")
+        return value
+    parse.__name__ = "whole number"
+    return parse
+
+
+def announce_large_job(n: int, steps: int, batch_size: int, image_shape, quiet: bool) -> None:
+    """For a big request, one line on stderr before the work: model calls, memory and disk it will need."""
+    import sys
+
+    work = n * steps
+    if work < LARGE_WORK or quiet:
+        return
+    megabytes = n * math.prod(image_shape) / 2**20  # uint8 in memory, and about that much on disk (npz/PNG)
+    calls = math.ceil(n / batch_size) * steps
+    print(f"note: {n:,} images x {steps} steps = {calls:,} model calls of up to {batch_size} images; "
+          f"about {megabytes:,.0f} MiB in memory and on disk (Ctrl-C stops it, nothing is written)",
+          file=sys.stderr)
+
+
 def seed_int(text: str) -> int:
     """--seed: a whole number 0 .. 2**63-1, the range of run.seed (argparse type, so a bad one is refused
     before any work)."""
@@ -58,8 +88,8 @@ def add_arguments(parser) -> None:
     source.add_argument("--dir", default="runs", metavar="DIR", help="folder holding run directories (default: runs)")
     source.add_argument("--no-ema", action="store_true", help="use the raw weights, not the EMA weights")
     sampling = parser.add_argument_group("sampling")
-    sampling.add_argument("--n", type=positive_int, default=None,
-                          help="number of images (default: the run's sample.n)")
+    sampling.add_argument("--n", type=bounded_int(N_MAX, "split the job into several runs of sample"),
+                          default=None, help=f"number of images, at most {N_MAX:,} (default: the run's sample.n)")
     sampling.add_argument("--sampler", metavar="NAME", help="ddpm, ddim, dpm-solver++, ... (default: the run's)")
     sampling.add_argument("--steps", type=positive_int, default=None,
                           help="sampler steps, at most the schedule's timesteps (default: the run's sample.steps)")
@@ -70,7 +100,8 @@ def add_arguments(parser) -> None:
                                "--set variance=fixed-large, --set dynamic_threshold=0.995 (repeatable)")
     sampling.add_argument("--seed", type=seed_int, default=0, help="0 to 2**63-1; image i of a seed is the same "
                           "picture at any batch size, with every sampler (default: 0)")
-    sampling.add_argument("--batch-size", type=positive_int, default=64, help="images per batch (default: 64)")
+    sampling.add_argument("--batch-size", type=bounded_int(BATCH_SIZE_MAX, "no device holds more"), default=64,
+                          help=f"images per batch, at most {BATCH_SIZE_MAX} (default: 64)")
     sampling.add_argument("--label", type=int, default=None,
                           help="class-conditional models: sample this class (default: cycle through all)")
     sampling.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda or cuda:N")
@@ -251,6 +282,8 @@ def run(args) -> int:
         settings = SampleSettings(n=n, steps=section.steps, seed=args.seed, batch_size=min(args.batch_size, n),
                                   clip_x0=section.clip_x0, dynamic_threshold=section.dynamic_threshold,
                                   label=args.label, precision=args.precision)
+        announce_large_job(n, settings.steps, settings.batch_size,
+                           (bundle.channels, bundle.image_size, bundle.image_size), args.quiet)
         recorder = None
         if args.progression or args.strip:
             recorder = ProgressionRecorder(args.frames, min(args.progression_images, n, settings.batch_size))

@@ -41,6 +41,7 @@ from typing import Any
 import torch
 
 from workbench.errors import CheckpointError, UsageError
+from workbench.files import writing
 
 FORMAT = "ddpm-workbench-checkpoint"
 VERSION = 1
@@ -159,15 +160,15 @@ def save_checkpoint(path: str | Path, state: dict) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
+    # A full disk surfaces as torch's "[enforce fail at inline_container.cc] unexpected pos" RuntimeError:
+    # `writing` makes it (and any OSError) the one-line WriteFailed, and removes the temporary.
+    kept = f"the previous {path.name}" if path.exists() else ""
+    with writing(path, kept=kept, cleanup=tmp):
         with open(tmp, "wb") as f:
             torch.save(state, f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
     _fsync_dir(path.parent)
 
 
@@ -175,14 +176,15 @@ def link_or_copy_atomic(source: Path, target: Path) -> None:
     """Make `target` hold the same bytes as `source`, atomically (a hard link when possible: no copy)."""
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     tmp.unlink(missing_ok=True)
-    try:
-        os.link(source, tmp)
-    except OSError:
-        with open(source, "rb") as src, open(tmp, "wb") as dst:
-            shutil.copyfileobj(src, dst, 1 << 20)
-            dst.flush()
-            os.fsync(dst.fileno())
-    os.replace(tmp, target)
+    with writing(target, kept=f"{source.name}, and the previous {target.name}", cleanup=tmp):
+        try:
+            os.link(source, tmp)
+        except OSError:
+            with open(source, "rb") as src, open(tmp, "wb") as dst:
+                shutil.copyfileobj(src, dst, 1 << 20)
+                dst.flush()
+                os.fsync(dst.fileno())
+        os.replace(tmp, target)
     _fsync_dir(target.parent)
 
 
@@ -289,5 +291,9 @@ def find_run_checkpoint(run: str | Path | None, base_dir: str | Path = "runs") -
     steps = step_checkpoints(run_dir.checkpoints_dir)
     if steps:
         return steps[-1][1]
+    state, why = run_dir.observed_state()
+    if state == "abandoned":  # killed before its first checkpoint: there is nothing to continue from
+        raise CheckpointError(f"run {str(run_dir.path)!r} cannot be resumed: {why}; start a new run "
+                              f"(and delete {str(run_dir.path)!r} to clean up)")
     raise CheckpointError(f"run {str(run_dir.path)!r} has no checkpoint yet (nothing in "
                           f"{str(run_dir.checkpoints_dir)!r}); train longer or pick another run")

@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from workbench.diffusion import sample_images
+from workbench.diffusion.finite import require_finite
 from workbench.engine.setup import TrainingRun, derived_seed
 from workbench.pictures import make_grid, to_uint8
 from workbench.sampling.model import evaluating, model_function
@@ -27,4 +28,5 @@ def preview_grid(run: TrainingRun) -> np.ndarray:
                                steps=cfg.sample.steps, generator=generator, device=run.device,
                                clip_x0=cfg.sample.clip_x0, dynamic_threshold=cfg.sample.dynamic_threshold,
                                noise=run.sample_noise)
+    require_finite(images, sampler=run.sampler, backbone=cfg.backbone.name, where=" of the preview")
     return make_grid(to_uint8(images))

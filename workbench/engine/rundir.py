@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import time
 from pathlib import Path
@@ -29,25 +30,17 @@ from typing import Any, Iterable
 from workbench.engine.events import (CheckpointSaved, Event, RunFailed, RunFinished, RunStarted, SamplesReady,
                                      StateChanged, StepMetrics, event_from_dict)
 from workbench.errors import UsageError
+from workbench.files import append_line, atomic_write_bytes, atomic_write_text  # noqa: F401 - re-exported
 
 CONTROL_COMMANDS = ("pause", "resume", "sample", "checkpoint", "stop")
 LIVE_STATES = ("starting", "running", "paused", "stopping")  # the engine is alive and obeys control commands
+# What readers report besides STATES (never written by the engine; see RunDirectory.observed_state):
+# "abandoned": status says live, but its process is gone and it never wrote a checkpoint;
+# "unknown": status.json is missing or cannot be read (truncated, damaged); "deleted": the folder is gone.
+READER_STATES = ("abandoned", "unknown", "deleted")
 LAUNCHER_FILES = ("launch.toml", "train.log")  # what a launcher (the TUI) writes before the engine starts
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write via a temporary file in the same folder and os.replace, so readers see old or new, never half."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"))
 
 
 class RunDirectory:
@@ -71,8 +64,13 @@ class RunDirectory:
             raise UsageError(f"cannot create run directory {str(candidate)!r}: {exc.strerror}; "
                              "set run.dir to a writable folder") from None
         run = cls(candidate)
-        for sub in (run.samples_dir, run.checkpoints_dir, run.control_dir):
-            sub.mkdir(exist_ok=True)
+        try:
+            for sub in (run.samples_dir, run.checkpoints_dir, run.control_dir):
+                sub.mkdir(exist_ok=True)
+        except OSError as exc:
+            shutil.rmtree(candidate, ignore_errors=True)  # never leave an empty run folder behind
+            raise UsageError(f"cannot create run directory {str(candidate)!r}: {exc.strerror}; "
+                             "set run.dir to a writable folder") from None
         return run
 
     @classmethod
@@ -123,9 +121,7 @@ class RunDirectory:
 
     def append_event(self, event: Event) -> None:
         target = self.metrics_path if isinstance(event, StepMetrics) else self.events_path
-        line = json.dumps(event.to_dict(), separators=(",", ":")) + "\n"
-        with open(target, "a", encoding="utf-8") as f:
-            f.write(line)
+        append_line(target, json.dumps(event.to_dict(), separators=(",", ":")) + "\n")
 
     def record(self, event: Event) -> None:
         """Append `event` and update status.json from it (`status_update`): one call per change, so the
@@ -150,6 +146,70 @@ class RunDirectory:
             return json.loads(self.status_path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             return {}
+
+    def observed_state(self) -> tuple[str, str]:
+        """(state, why) as a reader should report it: never a live state for a run whose status cannot be
+        read, whose process is gone (on this host), or whose folder was deleted. `why` is "" when the
+        status file's state stands as written."""
+        if not self.path.is_dir():
+            return "deleted", f"the run directory {str(self.path)!r} no longer exists"
+        try:
+            status = json.loads(self.status_path.read_text(encoding="utf-8"))
+            state = status["state"]
+        except FileNotFoundError:
+            return "unknown", f"{str(self.status_path)!r} does not exist"
+        except (OSError, ValueError, KeyError, TypeError):
+            return "unknown", f"{str(self.status_path)!r} cannot be read (truncated or damaged)"
+        if state not in LIVE_STATES or self.is_alive() is not False:
+            return str(state), ""
+        pid = status.get("pid")
+        if self.latest_checkpoint.exists() or any(self.checkpoints_dir.glob("step_*.pt")):
+            return "failed", f"its process {pid} is no longer running; resume from its last checkpoint with --resume"
+        return "abandoned", f"its process {pid} is no longer running and it never wrote a checkpoint"
+
+    def remove_stale_temporaries(self) -> list[Path]:
+        """Delete `.NAME.<pid>.tmp` files (checkpoints, status, grids) left by processes of this host that are
+        gone (SIGKILL during a write); returns what was removed. A live process's temporaries stay."""
+        removed = []
+        for folder in (self.path, self.checkpoints_dir, self.samples_dir, self.control_dir):
+            try:
+                entries = list(folder.iterdir())
+            except OSError:
+                continue
+            for entry in entries:
+                parts = entry.name.rsplit(".", 2)
+                if not (entry.name.startswith(".") and len(parts) == 3 and parts[2] == "tmp" and parts[1].isdigit()):
+                    continue
+                pid = int(parts[1])
+                if pid == os.getpid() or _pid_alive(pid):
+                    continue
+                try:
+                    entry.unlink()
+                    removed.append(entry)
+                except OSError:
+                    pass
+        return removed
+
+    def trim_metrics_after(self, step: int) -> int:
+        """Drop metrics.jsonl lines of steps after `step` (a resume from `step` logs them again), so the file
+        has one entry per step; returns how many were dropped. Readers need not de-duplicate."""
+        try:
+            lines = self.metrics_path.read_bytes().splitlines(keepends=True)
+        except FileNotFoundError:
+            return 0
+        kept = []
+        for line in lines:
+            if not line.endswith(b"\n"):
+                continue  # a half-written last line of a killed process
+            try:
+                if int(json.loads(line)["step"]) > step:
+                    continue
+            except (ValueError, KeyError, TypeError):
+                pass  # not ours to judge: keep it (RunWatcher skips lines it cannot read)
+            kept.append(line)
+        if len(kept) != len(lines):
+            atomic_write_bytes(self.metrics_path, b"".join(kept), kept="metrics.jsonl as it was")
+        return len(lines) - len(kept)
 
     def is_alive(self) -> bool | None:
         """Whether the process that owns this run still runs: True/False on this host, None elsewhere."""
@@ -308,6 +368,16 @@ def check_training_target(given: RunDirectory | None, resumed: RunDirectory | No
         again = f" (to continue the run there: --resume {given.path})" if given.latest_checkpoint.exists() else ""
         raise UsageError(f"--run-dir {str(given.path)!r} already holds {shown}; name a new or empty folder, "
                          f"so nothing there is overwritten{again}")
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True
+    return True
 
 
 def list_runs(base_dir: str | Path) -> list[RunDirectory]:

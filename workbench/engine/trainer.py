@@ -30,7 +30,7 @@ from workbench.engine.previews import preview_grid
 from workbench.engine.publish import Publisher
 from workbench.engine.rundir import RunDirectory, check_training_target
 from workbench.engine.setup import TrainingRun, build_training_run, check_resume_config, find_resume_point
-from workbench.errors import UsageError, WorkbenchError
+from workbench.errors import NonFiniteSamples, UsageError, WorkbenchError
 from workbench.pictures import save_grid
 
 BAD_WINDOWS_BEFORE_RESTORE = 3
@@ -85,6 +85,11 @@ class Trainer:
         except TrainingFailed as exc:
             self._fail(str(exc))
             raise
+        except SystemExit as exc:  # sys.exit() inside a backbone's forward or a sampler's step: a failure
+            from workbench.plugin_host.manager import plugin_in_traceback
+
+            who = plugin_in_traceback(exc.__traceback__) or "plugin code"
+            raise TrainingFailed(self._fail(f"{who} called sys.exit({exc.code!r})")) from None
         except WorkbenchError as exc:
             raise TrainingFailed(self._fail(str(exc))) from exc
         except torch.OutOfMemoryError as exc:
@@ -113,6 +118,9 @@ class Trainer:
                 for sub in (run_dir.path, run_dir.samples_dir, run_dir.checkpoints_dir, run_dir.control_dir):
                     sub.mkdir(parents=True, exist_ok=True)
                 run_dir.write_config(f"# resolved config of this run (from {self.cfg.source})\n" + self.cfg.to_toml())
+                if point is not None:  # what a killed earlier process left: its temporaries, the steps to replay
+                    run_dir.remove_stale_temporaries()
+                    run_dir.trim_metrics_after(int(point.state["step"]))
             except OSError as exc:
                 raise UsageError(f"cannot write to run directory {str(run_dir.path)!r}: {exc.strerror or exc}; "
                                  "choose a writable folder (run.dir, or --run-dir)") from None
@@ -265,7 +273,12 @@ class Trainer:
         if not run.distributed.is_main:
             return
         started = time.perf_counter()
-        grid = preview_grid(run)
+        try:
+            grid = preview_grid(run)
+        except NonFiniteSamples as exc:  # say so in the event log instead of saving a grey grid
+            self._warn(f"{exc}; no sample grid saved at step {run.step}")
+            self.throughput.exclude(time.perf_counter() - started)
+            return
         path = self.run_dir.sample_path(run.step)
         save_grid(grid, path)
         self.pub.emit(SamplesReady(step=run.step, path=str(path), image=grid))

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import sys
 from dataclasses import dataclass, field
 from importlib import metadata
 from typing import Any, Iterable
@@ -21,6 +22,7 @@ import pluggy
 
 from workbench.errors import did_you_mean
 from workbench.plugin_host import hookspecs
+from workbench.plugin_host.crashes import ImportGuard
 from workbench.plugin_host.registry import KINDS, NAME_PATTERN, Component, Registry
 
 ENTRY_POINT_GROUP = "ddpm_workbench"
@@ -105,6 +107,7 @@ class PluginHost:
     # -- loading -----------------------------------------------------------------------------------
 
     def load_entry_points(self) -> None:
+        guard = None  # made on the first third-party plugin: nothing to do (no file touched) without one
         for ep in sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
             if ep.name in self.blocked:
                 continue
@@ -115,15 +118,24 @@ class PluginHost:
             if ep.name in self.plugins:
                 self.failures.append(PluginFailure(ep.name, label, f"a plugin named {ep.name!r} is already loaded"))
                 continue
-            try:
-                plugin = ep.load()
-            except BaseException as exc:  # noqa: BLE001 - a plugin's import may raise anything, even SystemExit
-                if isinstance(exc, KeyboardInterrupt):
-                    raise
-                self.failures.append(PluginFailure(ep.name, label, f"failed to import {ep.value}: {describe(exc)}"))
+            guard = guard or ImportGuard()
+            key = f"{dist_name}=={version}:{ep.name}"
+            killed = guard.verdict(key)  # it ended an earlier process without a word (os._exit at import)
+            if killed:
+                self.failures.append(PluginFailure(ep.name, label, killed))
                 continue
-            info = PluginInfo(ep.name, dist_name, version, ep.value)
-            failure = self.add_plugin(plugin, info)
+            with guard.importing(key, ep.name, label):
+                try:
+                    plugin = ep.load()
+                except KeyboardInterrupt:
+                    print(f"interrupted while importing plugin {ep.name!r} ({label})", file=sys.stderr)
+                    raise
+                except BaseException as exc:  # noqa: BLE001 - a plugin's import may raise anything, even SystemExit
+                    self.failures.append(PluginFailure(ep.name, label,
+                                                       f"failed to import {ep.value}: {describe(exc)}"))
+                    continue
+                info = PluginInfo(ep.name, dist_name, version, ep.value)
+                failure = self.add_plugin(plugin, info)
             if failure is not None:
                 self.failures.append(failure)
 
@@ -158,7 +170,10 @@ class PluginHost:
                 register, problems = self.register_callback(kind, info)
                 try:
                     impl.function(register)
-                except Exception as exc:  # noqa: BLE001
+                except KeyboardInterrupt:
+                    print(f"interrupted in plugin {info.name!r}'s {caller_name}", file=sys.stderr)
+                    raise
+                except BaseException as exc:  # noqa: BLE001 - SystemExit too: a plugin never ends the host
                     problems.append(f"{caller_name} raised {describe(exc)}")
                 if problems:
                     # Keep what registered cleanly; report the rest.
@@ -203,6 +218,22 @@ class PluginHost:
             "plugins": [self.plugins[n].as_dict() for n in sorted(self.plugins)],
             "failures": [f.as_dict() for f in self.failures],
         }
+
+
+def plugin_in_traceback(tb) -> str | None:
+    """The innermost frame of `tb` that runs a third-party plugin's module, as "plugin 'name' (dist version)";
+    None when no plugin code is on the stack (built-ins are part of this program). Loads no plugins."""
+    if _HOST is None:
+        return None
+    modules = {info.module.split(":")[0]: info for info in _HOST.plugins.values() if info.origin != "built-in"}
+    found = None
+    while tb is not None:
+        module = tb.tb_frame.f_globals.get("__name__", "")
+        for prefix, info in modules.items():
+            if module == prefix or module.startswith(prefix + "."):
+                found = info
+        tb = tb.tb_next
+    return None if found is None else f"plugin {found.name!r} ({found.origin} {found.version})"
 
 
 def describe(exc: BaseException) -> str:

@@ -74,6 +74,7 @@ def generate(bundle: Any, sampler: Any, settings: SampleSettings, *, device: tor
     on_batch(done, n) after each batch is on the CPU.
     """
     from workbench.diffusion import sample_images
+    from workbench.diffusion.finite import require_finite
 
     shape = (bundle.channels, bundle.image_size, bundle.image_size)
     all_labels = image_labels(settings.n, class_count(bundle.cfg), settings.label)
@@ -90,6 +91,9 @@ def generate(bundle: Any, sampler: Any, settings: SampleSettings, *, device: tor
                                    steps=settings.steps, generator=step_noise_generators(settings.seed, start, count, device),
                                    device=device, clip_x0=settings.clip_x0,
                                    dynamic_threshold=settings.dynamic_threshold, callback=callback, noise=noise)
+            require_finite(images, sampler=sampler, backbone=bundle.cfg.backbone.name,
+                           where=f" {start + 1}..{start + count}; nothing was written (try an earlier checkpoint "
+                                 "or another sampler)")
             chunks.append(to_uint8(images))  # the one host sync per batch
             if on_batch is not None:
                 on_batch(start + count, settings.n)

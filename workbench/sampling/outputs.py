@@ -31,6 +31,10 @@ from pathlib import Path
 from typing import Callable
 
 from workbench.errors import UsageError, WorkbenchError
+from workbench.files import writing
+
+# What a failed write of a sample output leaves: the plan removes every temporary, publishes nothing.
+NOTHING_WRITTEN = "nothing (no output was published; the temporary files were removed)"
 
 # Signals whose default action kills the process without running any cleanup.
 EXIT_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name))
@@ -80,18 +84,19 @@ class PendingFile:
         self.path, self.temp, self.option = path, temp, option
 
     def write_bytes(self, data: bytes) -> None:
-        with open(self.temp, "wb") as f:
+        with writing(self.path, kept=NOTHING_WRITTEN), open(self.temp, "wb") as f:
             f.write(data)
 
     def write_with(self, writer: Callable) -> None:
         """`writer(binary_file)` fills the temporary (np.savez, PIL's save, ...)."""
-        with open(self.temp, "wb") as f:
+        with writing(self.path, kept=NOTHING_WRITTEN), open(self.temp, "wb") as f:
             writer(f)
 
     def publish(self) -> None:
-        with open(self.temp, "rb+") as f:  # make the bytes durable before the rename makes them visible
-            os.fsync(f.fileno())
-        os.replace(self.temp, self.path)
+        with writing(self.path, kept=NOTHING_WRITTEN):
+            with open(self.temp, "rb+") as f:  # make the bytes durable before the rename makes them visible
+                os.fsync(f.fileno())
+            os.replace(self.temp, self.path)
 
     def discard(self) -> None:
         self.temp.unlink(missing_ok=True)
@@ -112,7 +117,8 @@ class PendingFolder:
         self.kept = False  # True when publishing failed and the files were left in the temporary for the user
 
     def write_bytes(self, name: str, data: bytes) -> None:
-        (self.temp / name).write_bytes(data)
+        with writing(self.path / name, kept=NOTHING_WRITTEN):
+            (self.temp / name).write_bytes(data)
 
     def publish(self) -> None:
         if not os.path.lexists(self.path):

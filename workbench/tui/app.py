@@ -100,6 +100,10 @@ class WorkbenchApp(App):
         status = run.read_status()
         model.state = status.get("state", "starting")
         model.total_steps = int(status.get("total_steps", 0) or 0)
+        if process is None:  # attached: only a readable status of a live process makes the run look live
+            state, why = run.observed_state()
+            if why:
+                model.mark_not_live(state, why)
         screen = RunScreen(model, smoothing=self.config.ui.loss_smoothing, renderer=self.renderer, attached=attached)
         if self.is_setup_shown():
             self.switch_screen(screen)
@@ -120,7 +124,11 @@ class WorkbenchApp(App):
             self.model.note("info", f"sample images: {self.renderer} ({self.renderer_note})")
             self.renderer_note = ""
         if batch.process_gone:
-            self.model.mark_process_gone(batch.exit_code, batch.log_tail)
+            state, why = self.run_dir.observed_state() if self.run_dir is not None else ("", "")
+            if state == "deleted" or (why and self.process is None):
+                self.model.mark_not_live(state, why)
+            else:
+                self.model.mark_process_gone(batch.exit_code, batch.log_tail)
         if batch.process_gone or any(e.kind in ("failed", "finished", "state") for e in batch.events):
             self.redraw()  # state changes show at once; metrics wait for the next tick
 
@@ -152,9 +160,12 @@ class WorkbenchApp(App):
     def send_control(self, command: str, note: str) -> None:
         if self.run_dir is None or self.model is None:
             return
+        if not self.model.is_live:  # a dead run's control folder is never written into
+            self.model.note("warning", f"{command!r} not sent: the run is {self.model.state}, not live")
+            return
         try:
             self.run_dir.send_control(command)
-        except OSError as exc:
+        except (OSError, WorkbenchError) as exc:
             self.model.note("error", f"could not send {command!r} to the engine: {exc}")
             return
         self.model.note("info", note)

@@ -10,6 +10,7 @@ from workbench.tui.run_model import RunModel
 STATE_STYLES = {
     "starting": "bold cyan", "running": "bold green", "paused": "bold yellow", "stopping": "bold yellow",
     "finished": "bold blue", "stopped": "bold blue", "failed": "bold red",
+    "abandoned": "bold red", "unknown": "bold magenta", "deleted": "bold red",  # what readers see, never live
 }
 
 

@@ -131,6 +131,17 @@ class RunModel:
         self._log(None, "error", self.failure + (f" (kept: {self.kept})" if self.kept else ""))
         self.version += 1
 
+    def mark_not_live(self, state: str, why: str) -> None:
+        """What the run directory says when it cannot vouch for a live engine (see RunDirectory.observed_state:
+        "abandoned", "failed", "unknown", "deleted"): shown as that state, with controls disabled."""
+        if self.state == state and self.failure:
+            return
+        self.state = state
+        self.failure = f"run {state}: {why}"
+        self.kept = "nothing" if state == "deleted" else self._kept_guess()
+        self._log(None, "error", self.failure + (f" (kept: {self.kept})" if self.kept else ""))
+        self.version += 1
+
     def note(self, level: str, text: str) -> None:
         """A line from the UI itself (a control sent, a worker failure) for the event log."""
         self._log(None, level, text)

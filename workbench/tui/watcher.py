@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from workbench.engine.events import SamplesReady
-from workbench.engine.rundir import RunDirectory, RunWatcher
+from workbench.engine.rundir import READER_STATES, RunDirectory, RunWatcher
 from workbench.tui.messages import RunFeed
 from workbench.tui.run_model import locate, read_log_tail
 
@@ -36,7 +36,8 @@ def process_gone(run: RunDirectory, process: Any | None) -> tuple[bool, int | No
     if process is not None:
         code = process.poll()
         return code is not None, code
-    return run.is_alive() is False, None
+    # An unreadable status, a dead pid or a deleted folder: nothing vouches for a live engine any more.
+    return run.is_alive() is False or run.observed_state()[0] in READER_STATES, None
 
 
 def watch_run(run: RunDirectory, feed: RunFeed, notify: Callable[[], None], stop: threading.Event, *,
