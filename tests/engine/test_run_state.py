@@ -40,12 +40,12 @@ def test_a_live_process_keeps_its_state(tmp_path):
     assert with_status(tmp_path, state="paused", pid=os.getpid()).observed_state() == ("paused", "")
 
 
-def test_a_truncated_or_missing_status_is_unknown_and_a_deleted_folder_deleted(tmp_path):
+def test_a_truncated_status_is_unknown_a_missing_one_starting_and_a_deleted_folder_deleted(tmp_path):
     run = with_status(tmp_path, state="running", pid=os.getpid())
     run.status_path.write_text(run.status_path.read_text()[:10])
     assert run.observed_state()[0] == "unknown"
     run.status_path.unlink()
-    assert run.observed_state()[0] == "unknown"
+    assert run.observed_state() == ("starting", ""), "not written yet: an engine that is starting"
     run.path.rename(tmp_path / "elsewhere")
     assert run.observed_state()[0] == "deleted"
     assert not set(READER_STATES) & set(LIVE_STATES)

@@ -36,7 +36,8 @@ CONTROL_COMMANDS = ("pause", "resume", "sample", "checkpoint", "stop")
 LIVE_STATES = ("starting", "running", "paused", "stopping")  # the engine is alive and obeys control commands
 # What readers report besides STATES (never written by the engine; see RunDirectory.observed_state):
 # "abandoned": status says live, but its process is gone and it never wrote a checkpoint;
-# "unknown": status.json is missing or cannot be read (truncated, damaged); "deleted": the folder is gone.
+# "unknown": status.json cannot be read (truncated, damaged; it is replaced atomically, so a live engine never
+# leaves it so); "deleted": the folder is gone. A status.json not written yet reads as "starting".
 READER_STATES = ("abandoned", "unknown", "deleted")
 LAUNCHER_FILES = ("launch.toml", "train.log")  # what a launcher (the TUI) writes before the engine starts
 
@@ -156,8 +157,8 @@ class RunDirectory:
         try:
             status = json.loads(self.status_path.read_text(encoding="utf-8"))
             state = status["state"]
-        except FileNotFoundError:
-            return "unknown", f"{str(self.status_path)!r} does not exist"
+        except FileNotFoundError:  # not written yet: the engine (or a launcher) is still starting
+            return "starting", ""
         except (OSError, ValueError, KeyError, TypeError):
             return "unknown", f"{str(self.status_path)!r} cannot be read (truncated or damaged)"
         if state not in LIVE_STATES or self.is_alive() is not False:
