@@ -44,18 +44,23 @@ def watch_run(run: RunDirectory, feed: RunFeed, notify: Callable[[], None], stop
               interval_s: float = 0.2, process: Any | None = None) -> None:
     """Follow `run` until `stop` is set. `notify()` posts the coalescing message to the UI."""
     watcher = RunWatcher(run)
-    gone_reported = False
+    gone_reported = deleted_reported = False
     next_liveness = 0.0
     while not stop.is_set():
         found = deliver(watcher, feed)
         now = time.monotonic()
-        if not gone_reported and now >= next_liveness:
+        if not deleted_reported and now >= next_liveness:
             next_liveness = now + LIVENESS_EVERY_S
-            gone, code = process_gone(run, process)
-            if gone:
-                deliver(watcher, feed)  # the last events written just before the process ended
-                feed.put_process_gone(code, read_log_tail(run.path / "train.log"))
-                gone_reported = found = True
+            if not gone_reported:
+                gone, code = process_gone(run, process)
+                if gone:
+                    deliver(watcher, feed)  # the last events written just before the process ended
+                    feed.put_process_gone(code, read_log_tail(run.path / "train.log"))
+                    gone_reported = found = True
+                    deleted_reported = not run.path.is_dir()
+            elif not run.path.is_dir():  # ended earlier, its folder deleted since: the UI must say so too
+                feed.put_process_gone(None, "")
+                deleted_reported = found = True
         if found:
             notify()
         stop.wait(interval_s)
