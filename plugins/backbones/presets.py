@@ -5,6 +5,12 @@ defaults to None, meaning "as the preset says", and replaces that one field when
 is given per level (0 = full resolution), so a preset works at any image size; a user's
 `attention_resolutions` is given in pixels and must be a size that occurs (checked by the factory, which
 knows the image size).
+
+`downsample_padding` is "symmetric" in every preset, `ddpm-cifar10` included, although the original DDPM
+model pads "tf-same": a checkpoint stores its resolved config with the keys of its time, and one written
+before the key existed resolves it to None, "as the preset says"; giving the preset "tf-same" would make
+those checkpoints load without complaint (the shapes are equal) and compute something else. Imported
+models that need "tf-same" (`ddpm-workbench import`) set it explicitly.
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ from dataclasses import dataclass, fields, replace
 from typing import Any
 
 from workbench.errors import did_you_mean
-from workbench_plugins.backbones.unet import RESAMPLE_MODES, UNetConfig
+from workbench_plugins.backbones.unet import DOWNSAMPLE_PADDINGS, RESAMPLE_MODES, UNetConfig
 
 
 @dataclass(frozen=True)
@@ -75,6 +81,7 @@ PARAMS: dict[str, Any] = {
     "groups": None,
     "scale_shift": None,
     "resample": None,
+    "downsample_padding": None,
     "num_classes": None,
 }
 
@@ -91,6 +98,8 @@ PARAM_HELP = {
     "groups": "GroupNorm groups; every channel count must be divisible by it",
     "scale_shift": "condition on the timestep by norm(h) * (1 + scale) + shift (ADM) instead of adding",
     "resample": "conv (strided conv down, nearest + conv up) or pool (avg-pool down, nearest up)",
+    "downsample_padding": "stride-2 conv padding: symmetric (1 on every side) or tf-same (TensorFlow 'SAME', "
+                          "bottom/right: the original DDPM weights)",
     "num_classes": "> 0: class-conditional on labels 0..num_classes-1; 0 = unconditional",
 }
 
@@ -133,6 +142,11 @@ def check_types(params: dict[str, Any]) -> None:
             if value not in RESAMPLE_MODES:
                 raise ValueError(f"resample = {value!r} is unknown{did_you_mean(str(value), RESAMPLE_MODES)}; "
                                  f"use one of {', '.join(RESAMPLE_MODES)}")
+        elif key == "downsample_padding":
+            if value not in DOWNSAMPLE_PADDINGS:
+                raise ValueError(f"downsample_padding = {value!r} is unknown"
+                                 f"{did_you_mean(str(value), DOWNSAMPLE_PADDINGS)}; use one of "
+                                 f"{', '.join(DOWNSAMPLE_PADDINGS)}")
         elif key not in PARAMS:
             raise ValueError(f"unknown key {key!r}{did_you_mean(key, PARAMS)}; keys: {', '.join(PARAMS)}")
     if params.get("num_heads") is not None and params.get("head_channels") is not None:

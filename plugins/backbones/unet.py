@@ -6,6 +6,12 @@ multi-head attention follow ADM (Dhariwal & Nichol 2021, "use_scale_shift_norm",
 
 Sizes that do not halve evenly are handled: a level of size s is followed by one of size ceil(s / 2)
 (28 -> 14 -> 7 -> 4), and every upsample goes to the exact size of the skip connection it meets.
+
+The stride-2 downsampling convolution pads its input one of two ways (`downsample_padding`): "symmetric"
+(one pixel on every side, PyTorch's padding=1: what this U-Net has always done, and ADM) or "tf-same"
+(TensorFlow's 'SAME': on an even size one pixel at the bottom and right only, as the original DDPM code and
+diffusers' `downsample_padding=0`). Both give the same shapes and parameters, so a checkpoint loads into
+either; only the second reproduces weights trained in TensorFlow (google/ddpm-cifar10-32).
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 RESAMPLE_MODES = ("conv", "pool")
+DOWNSAMPLE_PADDINGS = ("symmetric", "tf-same")
 
 
 @dataclass(frozen=True)
@@ -35,6 +42,7 @@ class UNetConfig:
     groups: int = 32
     scale_shift: bool = False
     resample: str = "conv"
+    downsample_padding: str = "symmetric"  # or "tf-same" (see the module docstring)
     num_classes: int = 0  # > 0: class-conditional, with one extra "no label" class for y=None
 
     def level_channels(self) -> list[int]:
@@ -45,11 +53,14 @@ class UNetConfig:
 
 
 def timestep_embedding(t: torch.Tensor, dim: int) -> torch.Tensor:
-    """Sinusoidal embedding of (possibly fractional) timesteps, exactly as Ho et al. 2020 (sin, then cos;
-    frequencies 10000^(-i / (dim/2 - 1)))."""
+    """Sinusoidal embedding of (possibly fractional) timesteps, as Ho et al. 2020 (sin, then cos;
+    frequencies 10000^(-i / (dim/2 - 1))). The float32 arithmetic is diffusers' (`get_timestep_embedding`
+    with downscale_freq_shift=1): -log(10000) * i first, then the division; the other order differs in the
+    last bit of some frequencies, which at t ~ 1000 moves the embedding by up to 6e-5 and breaks parity
+    with imported models."""
     half = dim // 2
-    exponent = -math.log(10000.0) / max(half - 1, 1)
-    freqs = torch.exp(torch.arange(half, device=t.device, dtype=torch.float32) * exponent)
+    exponent = -math.log(10000.0) * torch.arange(half, device=t.device, dtype=torch.float32)
+    freqs = torch.exp(exponent / max(half - 1, 1))
     args = t.to(torch.float32)[:, None] * freqs[None, :]
     emb = torch.cat([torch.sin(args), torch.cos(args)], dim=1)
     if dim % 2:
@@ -125,17 +136,32 @@ class AttentionBlock(nn.Module):
         return x + h.permute(0, 3, 1, 2)
 
 
-class Downsample(nn.Module):
-    """Halve the size (rounding up): 3x3 stride-2 conv, or 2x2 average pooling."""
+def tf_same_padding(size: int) -> tuple[int, int]:
+    """TensorFlow 'SAME' padding (before, after) of a 3x3 stride-2 convolution over `size` pixels: enough
+    for ceil(size / 2) outputs, the odd pixel after. Even sizes: (0, 1); odd sizes: (1, 1)."""
+    total = max((math.ceil(size / 2) - 1) * 2 + 3 - size, 0)
+    return total // 2, total - total // 2
 
-    def __init__(self, channels: int, mode: str):
+
+class Downsample(nn.Module):
+    """Halve the size (rounding up): 3x3 stride-2 conv (padded "symmetric" or "tf-same"), or 2x2 average
+    pooling."""
+
+    def __init__(self, channels: int, mode: str, padding: str = "symmetric"):
         super().__init__()
-        self.conv = nn.Conv2d(channels, channels, 3, stride=2, padding=1) if mode == "conv" else None
+        self.tf_same = padding == "tf-same"
+        self.conv = None
+        if mode == "conv":
+            self.conv = nn.Conv2d(channels, channels, 3, stride=2, padding=0 if self.tf_same else 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.conv is not None:
-            return self.conv(x)
-        return F.avg_pool2d(x, 2, ceil_mode=True)
+        if self.conv is None:
+            return F.avg_pool2d(x, 2, ceil_mode=True)
+        if self.tf_same:
+            top, bottom = tf_same_padding(x.shape[-2])
+            left, right = tf_same_padding(x.shape[-1])
+            x = F.pad(x, (left, right, top, bottom))
+        return self.conv(x)
 
 
 class Upsample(nn.Module):
@@ -196,7 +222,7 @@ class UNet(nn.Module):
                 skip_channels.append(current)
             self.down.append(Level(blocks, attns))
             if i != len(levels) - 1:
-                self.downsamples.append(Downsample(current, cfg.resample))
+                self.downsamples.append(Downsample(current, cfg.resample, cfg.downsample_padding))
                 skip_channels.append(current)
 
         self.mid_block1 = ResBlock(current, current, **block)
