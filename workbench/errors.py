@@ -36,6 +36,10 @@ class CheckpointError(WorkbenchError):
     """A checkpoint is missing, truncated, or does not match what was asked for."""
 
 
+class InteropError(WorkbenchError):
+    """A model from or for another library (diffusers) cannot be read, mapped or written."""
+
+
 def did_you_mean(word: str, choices) -> str:
     """' (did you mean "x"?)' for the closest choice, or '' when nothing is close."""
     import difflib
