@@ -97,10 +97,10 @@ def fetch_from_hub(repo_id: str) -> Path:
             folder = Path(snapshot_download(repo_id, allow_patterns=["*.json", "*.bin"]))
     except Exception as exc:  # noqa: BLE001 - offline, unknown repo, gated, ...: all one line for the user
         text = str(exc).strip().splitlines()
-        reason = f"{type(exc).__name__}: {text[0][:160]}" if text else type(exc).__name__
+        reason = f"{type(exc).__name__}: {text[0].split('. ')[0][:160]}" if text else type(exc).__name__
         raise InteropError(f"cannot fetch {repo_id!r} from the Hugging Face Hub ({reason}); without network "
-                           f"access, download it elsewhere (huggingface-cli download {repo_id} --local-dir DIR), "
-                           "copy DIR here and pass that folder") from None
+                           f"access, download it where there is some (hf download {repo_id} --local-dir DIR), "
+                           "copy DIR here and pass that folder: ddpm-workbench import DIR") from None
     return folder
 
 

@@ -84,7 +84,8 @@ def import_model(source: str, *, name: str = "", base_dir: str | Path = "runs"):
     run.append_event(CheckpointSaved(step=0, path=str(path)))
     run.append_event(RunFinished(step=0, run_dir=str(run.path)))
     run.write_status("finished", step=0, total_steps=0, message=f"imported from {source}",
-                     imported={"format": "diffusers", "source": str(source), "weights": str(model.weights_path),
+                     imported={"format": "diffusers", "source": str(source),
+                               "weights": str(model.weights_path.resolve()),
                                "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
     return run
 
