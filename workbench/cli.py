@@ -25,7 +25,7 @@ COMMANDS = {
     "plugins": "list plugins with version, origin and what each registered, load failures included",
     "attach": "reattach the workbench to a run (running or finished) and replay its whole history",
     "config": "print the resolved configuration (defaults, file and --set overrides, validated)",
-    "import": "import a diffusers model (folder or Hub id, e.g. google/ddpm-cifar10-32) as a run to sample or fine-tune",
+    "import": "import a diffusers model (folder or Hub id such as google/ddpm-cifar10-32) as a run to sample or tune",
     "export": "export a run's model as a diffusers DDPMPipeline folder (safetensors, EMA weights)",
 }
 # subcommands whose module name differs from the command (`import` is a Python keyword)

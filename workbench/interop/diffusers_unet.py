@@ -135,6 +135,9 @@ def unet_params_from_diffusers(config: Mapping[str, Any]) -> tuple[dict[str, Any
         size = size[0]
     if not isinstance(size, int) or size < 1:
         raise refuse("sample_size", size, "the image size must be given (an integer)")
+    if size % 2 ** (len(channels) - 1):
+        raise refuse("sample_size", size, f"it must halve evenly {len(channels) - 1} times, as UNet2DModel's "
+                     "upsampling doubles sizes")
     classes = c["num_class_embeds"]
     if classes is not None and (not isinstance(classes, int) or classes < 2):
         raise refuse("num_class_embeds", classes, "use None or at least 2 (the last row is the 'no label' class)")
@@ -152,9 +155,6 @@ def unet_params_from_diffusers(config: Mapping[str, Any]) -> tuple[dict[str, Any
         "downsample_padding": PADDINGS[padding],
         "num_classes": classes - 1 if classes else 0,
     }
-    if size % 2 ** (len(channels) - 1):
-        raise refuse("sample_size", size, f"it must halve evenly {len(channels) - 1} times, as UNet2DModel's "
-                     "upsampling doubles sizes")
     return params, size, in_channels
 
 
@@ -298,8 +298,7 @@ def from_diffusers(theirs: Mapping[str, torch.Tensor], expected: Mapping[str, to
         used.update(names)
     extra = sorted(set(theirs) - used)
     if extra:
-        raise InteropError(f"{where}: {extra[0]!r} (and {len(extra) - 1} more) has no place in the U-Net its "
-                           "config describes; the weights belong to another architecture" if len(extra) > 1 else
-                           f"{where}: {extra[0]!r} has no place in the U-Net its config describes; the weights "
-                           "belong to another architecture")
+        more = f" (and {len(extra) - 1} more)" if len(extra) > 1 else ""
+        raise InteropError(f"{where}: {extra[0]!r}{more} has no place in the U-Net its config describes; the "
+                           "weights belong to another architecture")
     return out

@@ -24,7 +24,8 @@ import torch
 from workbench.errors import InteropError
 from workbench.interop.diffusers_folder import DiffusersModel, locate, read_weights
 from workbench.interop.diffusers_scheduler import scheduler_config_for, settings_from_scheduler
-from workbench.interop.diffusers_unet import diffusers_config_for, from_diffusers, to_diffusers, unet_params_from_diffusers
+from workbench.interop.diffusers_unet import (diffusers_config_for, from_diffusers, to_diffusers,
+                                              unet_params_from_diffusers)
 
 DIFFUSERS_VERSION = "0.27.0"  # what an exported folder says it was written for (the oldest we test against)
 NOMINAL_PRESET = "ddpm-cifar10"  # imported configs name every U-Net field; the preset only fills none
@@ -95,8 +96,8 @@ def export_run(*, run: str | None = None, checkpoint: str | None = None, base_di
     """Write a run's model (EMA weights by default) as a DDPMPipeline folder at `out` (new or empty)."""
     from safetensors.torch import save_file
 
-    from workbench.engine.checkpoint import load_for_sampling
     from workbench.diffusion.schedule import build_schedule
+    from workbench.engine.checkpoint import load_for_sampling
 
     out = Path(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
