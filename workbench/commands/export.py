@@ -23,7 +23,8 @@ def add_arguments(parser) -> None:
 def run(args) -> int:
     from workbench.interop.runs import export_run
 
-    out = export_run(run=args.run, checkpoint=args.checkpoint, base_dir=args.dir, out=args.out, ema=not args.no_ema)
-    print(f"wrote {out} (diffusers DDPMPipeline); load it with "
-          f"diffusers.DDPMPipeline.from_pretrained({str(out)!r})")
+    out, which = export_run(run=args.run, checkpoint=args.checkpoint, base_dir=args.dir, out=args.out,
+                            ema=not args.no_ema)
+    print(f"wrote {out}: a diffusers DDPMPipeline with the {which}")
+    print(f"load it with diffusers.DDPMPipeline.from_pretrained({str(out)!r})")
     return 0

@@ -92,8 +92,9 @@ def import_model(source: str, *, name: str = "", base_dir: str | Path = "runs"):
 
 
 def export_run(*, run: str | None = None, checkpoint: str | None = None, base_dir: str | Path = "runs",
-               out: str | Path, ema: bool = True) -> Path:
-    """Write a run's model (EMA weights by default) as a DDPMPipeline folder at `out` (new or empty)."""
+               out: str | Path, ema: bool = True) -> tuple[Path, str]:
+    """Write a run's model (EMA weights by default) as a DDPMPipeline folder at `out` (new or empty).
+    Returns the folder and which weights went into it ("EMA weights of step 2000 (runs/x/...)")."""
     from safetensors.torch import save_file
 
     from workbench.diffusion.schedule import build_schedule
@@ -124,14 +125,14 @@ def export_run(*, run: str | None = None, checkpoint: str | None = None, base_di
                                           "unet": ["diffusers", "UNet2DModel"]})
     write_json(tmp / "unet" / "config.json", {**unet_config, **version})
     write_json(tmp / "scheduler" / "scheduler_config.json", {**scheduler_config, **version})
+    which = f"{'EMA' if bundle.ema else 'raw'} weights of step {bundle.step} ({bundle.checkpoint_path})"
     save_file({k: v.to(torch.float32).contiguous() for k, v in weights.items()},
               str(tmp / "unet" / "diffusion_pytorch_model.safetensors"),
-              metadata={"format": "pt", "source": f"ddpm-workbench {bundle.checkpoint_path} step {bundle.step}"
-                                                  f" ({'EMA' if bundle.ema else 'raw'} weights)"})
+              metadata={"format": "pt", "source": f"ddpm-workbench: {which}"})
     if out.exists():
         out.rmdir()
     tmp.rename(out)
-    return out
+    return out, which
 
 
 def write_json(path: Path, data: dict) -> None:
