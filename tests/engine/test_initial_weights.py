@@ -10,18 +10,17 @@ from workbench.errors import CheckpointError
 
 def write_run(base, name, cfg, channels, image_size, *, ema_offset=None):
     """A run directory with one checkpoint of an untrained backbone (ema = model + ema_offset when given)."""
-    from workbench.engine.checkpoint import FORMAT, VERSION, save_run_checkpoint
+    from workbench.engine.checkpoint import encode_model_weights, save_run_checkpoint
     from workbench.engine.rundir import RunDirectory
-    from workbench.models import build_backbone
+    from workbench.backbones import build_backbone
 
     model = build_backbone(cfg.backbone, in_channels=channels, out_channels=channels, image_size=image_size)
     ema = None if ema_offset is None else {k: v + ema_offset for k, v in model.state_dict().items()}
     run = RunDirectory.create(base, name)
     run.write_config(cfg.to_toml())
-    save_run_checkpoint(run.checkpoints_dir, 7, {"format": FORMAT, "version": VERSION, "step": 7,
-                                                 "config": cfg.as_dict(), "channels": channels,
-                                                 "image_size": image_size, "model": model.state_dict(),
-                                                 "ema": ema}, keep=1)
+    state = encode_model_weights(cfg, channels=channels, image_size=image_size, model=model.state_dict(), ema=ema,
+                                 step=7)
+    save_run_checkpoint(run.checkpoints_dir, 7, state, keep=1)
     return run, model
 
 
@@ -33,7 +32,7 @@ def cfg(tmp_path):
 
 
 def fresh(cfg, channels=1, image_size=16):
-    from workbench.models import build_backbone
+    from workbench.backbones import build_backbone
 
     return build_backbone(cfg.backbone, in_channels=channels, out_channels=channels, image_size=image_size)
 

@@ -13,7 +13,7 @@ from workbench.cli import main
 
 
 def load_run(run_path, ema=True):
-    from workbench.engine.checkpoint import load_for_sampling
+    from workbench.sampling.model import load_for_sampling
 
     return load_for_sampling(run=str(run_path), base_dir=run_path.parent, ema=ema)
 
@@ -74,9 +74,9 @@ def test_a_class_conditional_run_exports_its_label_embedding(tmp_path):
     from diffusers import UNet2DModel
 
     from workbench.config import load_config
-    from workbench.engine.checkpoint import FORMAT, VERSION, save_run_checkpoint
+    from workbench.engine.checkpoint import encode_model_weights, save_run_checkpoint
     from workbench.engine.rundir import RunDirectory
-    from workbench.models import build_backbone
+    from workbench.backbones import build_backbone
 
     cfg = load_config(None, ["dataset.name=synthetic", "dataset.size=16", "dataset.pad_to=0", "backbone.preset=tiny",
                              "backbone.num_classes=3", "schedule.timesteps=20", "sample.steps=5"], search_cwd=False)
@@ -86,9 +86,8 @@ def test_a_class_conditional_run_exports_its_label_embedding(tmp_path):
             p.add_(torch.randn_like(p) * 0.05)
     run = RunDirectory.create(tmp_path / "runs", "labels")
     run.write_config(cfg.to_toml())
-    save_run_checkpoint(run.checkpoints_dir, 0, {"format": FORMAT, "version": VERSION, "step": 0,
-                                                 "config": cfg.as_dict(), "channels": 1, "image_size": 16,
-                                                 "model": model.state_dict(), "ema": None}, keep=1)
+    state = encode_model_weights(cfg, channels=1, image_size=16, model=model.state_dict())
+    save_run_checkpoint(run.checkpoints_dir, 0, state, keep=1)
     assert main(["export", str(run.path), str(tmp_path / "pipe")]) == 0
     config = json.loads((tmp_path / "pipe" / "unet" / "config.json").read_text())
     assert config["num_class_embeds"] == 4  # 3 classes and the "no label" one, last

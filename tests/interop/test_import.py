@@ -12,7 +12,7 @@ from workbench.cli import main
 
 
 def load_imported(run_path):
-    from workbench.engine.checkpoint import load_for_sampling
+    from workbench.sampling.model import load_for_sampling
 
     return load_for_sampling(run=str(run_path), base_dir=run_path.parent)
 
@@ -35,7 +35,7 @@ def test_the_ddpm_cifar10_32_model_gives_diffusers_outputs(cifar_unet, cifar_run
 
 
 def test_the_original_padding_is_what_makes_it_match(cifar_unet, cifar_run):
-    from workbench.models import build_backbone
+    from workbench.backbones import build_backbone
 
     bundle = load_imported(cifar_run)
     assert bundle.cfg.backbone.downsample_padding == "tf-same"

@@ -37,7 +37,7 @@ def test_sample_reads_an_imported_run(small_folder, tmp_path, capsys):
 
 
 def test_a_class_conditional_unet2dmodel_imports_with_its_labels(tmp_path):
-    from workbench.engine.checkpoint import load_for_sampling
+    from workbench.sampling.model import load_for_sampling
 
     theirs = random_unet({**SMALL, "num_class_embeds": 4})
     save_pipeline(tmp_path / "labels", theirs, {})

@@ -137,9 +137,9 @@ def test_neither_folder_nor_hub_id(capsys, tmp_path):
 def trained_like(tmp_path, *overrides):
     """A run directory holding an untrained unet with `overrides`, as the export command reads it."""
     from workbench.config import load_config
-    from workbench.engine.checkpoint import FORMAT, VERSION, save_run_checkpoint
+    from workbench.engine.checkpoint import encode_model_weights, save_run_checkpoint
     from workbench.engine.rundir import RunDirectory
-    from workbench.models import build_backbone
+    from workbench.backbones import build_backbone
 
     cfg = load_config(None, ["dataset.name=synthetic", "dataset.pad_to=0", "backbone.base_channels=8",
                              "schedule.timesteps=20", "sample.steps=5", *overrides], search_cwd=False)
@@ -147,9 +147,8 @@ def trained_like(tmp_path, *overrides):
     model = build_backbone(cfg.backbone, in_channels=1, out_channels=1, image_size=size)
     run = RunDirectory.create(tmp_path / "runs", "run")
     run.write_config(cfg.to_toml())
-    save_run_checkpoint(run.checkpoints_dir, 0, {"format": FORMAT, "version": VERSION, "step": 0,
-                                                 "config": cfg.as_dict(), "channels": 1, "image_size": size,
-                                                 "model": model.state_dict(), "ema": None}, keep=1)
+    state = encode_model_weights(cfg, channels=1, image_size=size, model=model.state_dict())
+    save_run_checkpoint(run.checkpoints_dir, 0, state, keep=1)
     return run.path
 
 

@@ -57,10 +57,10 @@ def imported_config(model: DiffusersModel, *, name: str, base_dir: str | Path):
 def import_model(source: str, *, name: str = "", base_dir: str | Path = "runs"):
     """Read a diffusers model (folder or Hub id), check its weights fit, and write it as a new run directory.
     Returns the RunDirectory. Nothing is written before everything has been read and mapped."""
-    from workbench.engine.checkpoint import FORMAT, VERSION, save_run_checkpoint
+    from workbench.backbones import build_backbone, count_parameters
+    from workbench.engine.checkpoint import encode_model_weights, save_run_checkpoint
     from workbench.engine.events import CheckpointSaved, RunFinished, RunStarted
     from workbench.engine.rundir import RunDirectory
-    from workbench.models import build_backbone, count_parameters
 
     model = locate(source)
     run_name = name or Path(str(source).rstrip("/")).name
@@ -71,20 +71,16 @@ def import_model(source: str, *, name: str = "", base_dir: str | Path = "runs"):
 
     run = RunDirectory.create(base_dir, run_name)
     run.write_config(cfg.to_toml())
-    state = {
-        "format": FORMAT, "version": VERSION, "step": 0, "config": cfg.as_dict(),
-        "channels": channels, "image_size": size, "out_channels": channels,
-        "model": unet.state_dict(), "ema": None, "optimizer": None, "scaler": None,
-        "imported": {"format": "diffusers", "source": str(source)},
-    }
+    state = encode_model_weights(cfg, channels=channels, image_size=size, model=unet.state_dict())
     path = save_run_checkpoint(run.checkpoints_dir, 0, state, keep=1)
     parameters = count_parameters(unet)
-    run.append_event(RunStarted(run_dir=str(run.path), total_steps=0, dataset="none (imported weights)",
-                                backbone=f"unet imported from {source}, {parameters / 1e6:.1f}M parameters",
-                                parameters=parameters, image_shape=(channels, size, size)))
-    run.append_event(CheckpointSaved(step=0, path=str(path)))
-    run.append_event(RunFinished(step=0, run_dir=str(run.path)))
-    run.write_status("finished", step=0, total_steps=0, message=f"imported from {source}",
+    run.record(RunStarted(run_dir=str(run.path), total_steps=0, dataset="none (imported weights)",
+                          backbone=f"unet imported from {source}, {parameters / 1e6:.1f}M parameters",
+                          parameters=parameters, image_shape=(channels, size, size)))
+    run.record(CheckpointSaved(step=0, path=str(path)))
+    run.record(RunFinished(step=0, run_dir=str(run.path)))
+    # the one status field no event carries: where the weights came from
+    run.write_status("finished", message=f"imported from {source}",
                      imported={"format": "diffusers", "source": str(source),
                                "weights": str(model.weights_path.resolve()),
                                "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
@@ -98,7 +94,7 @@ def export_run(*, run: str | None = None, checkpoint: str | None = None, base_di
     from safetensors.torch import save_file
 
     from workbench.diffusion.schedule import build_schedule
-    from workbench.engine.checkpoint import load_for_sampling
+    from workbench.sampling.model import load_for_sampling
 
     out = Path(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
