@@ -49,15 +49,15 @@ def apply_initial_weights(model: torch.nn.Module, initial: InitialWeights) -> No
     expected = model.state_dict()
     given = initial.weights
     where = f"--init-from {initial.checkpoint}"
-    fix = ("build the same network: start from the source's config (--config RUN/config.toml) and change only "
-           "what does not touch [backbone] or the image channels")
+    fix = ("keep the source's [backbone] and image channels (without --config, --init-from starts from the "
+           "source's config)")
     for key, target in expected.items():
         if key not in given:
             raise CheckpointError(f"{where}: the source has no {key!r}, which this config's backbone has; {fix}")
         if tuple(given[key].shape) != tuple(target.shape):
             raise CheckpointError(f"{where}: {key!r} is {tuple(given[key].shape)} there but "
                                   f"{tuple(target.shape)} here{channel_hint(key, given[key], target)}; "
-                                  f"weights are not adapted, {fix}")
+                                  f"weights are not adapted: {fix}")
     extra = [key for key in given if key not in expected]
     if extra:
         raise CheckpointError(f"{where}: the source's {extra[0]!r} has no place in this config's backbone; {fix}")
