@@ -69,7 +69,9 @@ def test_the_run_reads_like_any_other_and_says_where_it_came_from(cifar_folder, 
     assert status["state"] == "finished"
     assert status["imported"]["format"] == "diffusers" and status["imported"]["source"] == str(cifar_folder)
     assert [e.kind for e in run.history()] == ["started", "checkpoint", "finished"]
-    assert (cifar_run / "config.toml").read_text().count('downsample_padding = "tf-same"') == 1
+    config = (cifar_run / "config.toml").read_text()
+    assert config.count('downsample_padding = "tf-same"') == 1
+    assert 'preset = "ddpm-cifar10"' in config  # the nearest preset, as a label: every field is set
 
 
 def test_old_attention_names_and_a_bin_file_import_the_same(cifar_unet, tmp_path):

@@ -44,6 +44,7 @@ def test_a_class_conditional_unet2dmodel_imports_with_its_labels(tmp_path):
     assert main(["import", str(tmp_path / "labels"), "--dir", str(tmp_path / "runs")]) == 0
     bundle = load_for_sampling(run="labels", base_dir=tmp_path / "runs")
     assert bundle.cfg.backbone.num_classes == 3  # the fourth row is the "no label" class
+    assert bundle.cfg.backbone.preset == "tiny"  # the nearest preset (fewest differing fields)
     x, t = inputs(1, 16)
     labels = torch.tensor([0, 3])
     with torch.no_grad():

@@ -28,7 +28,6 @@ from workbench.interop.diffusers_unet import (diffusers_config_for, from_diffuse
                                               unet_params_from_diffusers)
 
 DIFFUSERS_VERSION = "0.27.0"  # what an exported folder says it was written for (the oldest we test against)
-NOMINAL_PRESET = "ddpm-cifar10"  # imported configs name every U-Net field; the preset only fills none
 
 
 def imported_config(model: DiffusersModel, *, name: str, base_dir: str | Path):
@@ -47,11 +46,26 @@ def imported_config(model: DiffusersModel, *, name: str, base_dir: str | Path):
         "run": {"name": name, "dir": str(base_dir)},
         "dataset": dataset,
         "schedule": settings["schedule"],
-        "backbone": {"name": "unet", "preset": NOMINAL_PRESET, **params},
+        "backbone": {"name": "unet", "preset": nearest_preset(params), **params},
         "train": settings["train"],
         "sample": settings["sample"],
     }
     return resolve(raw, source=f"imported from {model.source}"), size, channels
+
+
+def nearest_preset(params: dict[str, Any]) -> str:
+    """The U-Net preset that differs from the imported architecture in the fewest fields. Only a label (runs
+    are described as "unet (preset)"): the imported config sets every field itself."""
+    from dataclasses import fields
+
+    from workbench_plugins.backbones.presets import PRESETS, merge
+
+    def differences(name: str) -> int:
+        mapped, preset = merge({**params, "preset": name}), PRESETS[name].config
+        return sum(getattr(mapped, f.name) != getattr(preset, f.name) for f in fields(preset)
+                   if f.name != "attention_levels")
+
+    return min(PRESETS, key=differences)
 
 
 def import_model(source: str, *, name: str = "", base_dir: str | Path = "runs"):
