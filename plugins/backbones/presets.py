@@ -19,7 +19,8 @@ from dataclasses import dataclass, fields, replace
 from typing import Any
 
 from workbench.errors import did_you_mean
-from workbench_plugins.backbones.unet import DOWNSAMPLE_PADDINGS, RESAMPLE_MODES, UNetConfig
+from workbench_plugins.backbones.unet import (DOWNSAMPLE_PADDINGS, EMBEDDING_ORDERS, FREQ_SHIFTS, RESAMPLE_MODES,
+                                              UNetConfig)
 
 
 @dataclass(frozen=True)
@@ -82,6 +83,9 @@ PARAMS: dict[str, Any] = {
     "scale_shift": None,
     "resample": None,
     "downsample_padding": None,
+    "time_embedding": None,
+    "freq_shift": None,
+    "norm_eps": None,
     "num_classes": None,
 }
 
@@ -100,6 +104,10 @@ PARAM_HELP = {
     "resample": "conv (strided conv down, nearest + conv up) or pool (avg-pool down, nearest up)",
     "downsample_padding": "stride-2 conv padding: symmetric (1 on every side) or tf-same (TensorFlow 'SAME', "
                           "bottom/right: the original DDPM weights)",
+    "time_embedding": "order of the sinusoidal timestep embedding: sin-cos (Ho et al.) or cos-sin (diffusers' "
+                      "flip_sin_to_cos)",
+    "freq_shift": "timestep frequencies 10000^(-i / (dim/2 - freq_shift)): 1 (Ho et al.) or 0 (diffusers' default)",
+    "norm_eps": "GroupNorm epsilon: 1e-6 (the original DDPM code), 1e-5 (PyTorch's and diffusers' default)",
     "num_classes": "> 0: class-conditional on labels 0..num_classes-1; 0 = unconditional",
 }
 
@@ -142,6 +150,16 @@ def check_types(params: dict[str, Any]) -> None:
             if value not in RESAMPLE_MODES:
                 raise ValueError(f"resample = {value!r} is unknown{did_you_mean(str(value), RESAMPLE_MODES)}; "
                                  f"use one of {', '.join(RESAMPLE_MODES)}")
+        elif key == "time_embedding":
+            if value not in EMBEDDING_ORDERS:
+                raise ValueError(f"time_embedding = {value!r} is unknown{did_you_mean(str(value), EMBEDDING_ORDERS)}; "
+                                 f"use one of {', '.join(EMBEDDING_ORDERS)}")
+        elif key == "freq_shift":
+            if value not in FREQ_SHIFTS or isinstance(value, bool):
+                raise ValueError(f"freq_shift = {value!r} must be 0 or 1 ({PARAM_HELP[key]})")
+        elif key == "norm_eps":
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1:
+                raise ValueError(f"norm_eps = {value!r} must be a number in (0, 1), e.g. 1e-6")
         elif key == "downsample_padding":
             if value not in DOWNSAMPLE_PADDINGS:
                 raise ValueError(f"downsample_padding = {value!r} is unknown"
@@ -169,8 +187,9 @@ def merge(params: dict[str, Any]) -> UNetConfig:
         overrides["attention_levels"] = kept
     if params.get("attention_resolutions") is not None:
         overrides["attention_levels"] = ()  # the factory places these, knowing the image size
-    if "dropout" in overrides:
-        overrides["dropout"] = float(overrides["dropout"])
+    for key in ("dropout", "norm_eps"):
+        if key in overrides:
+            overrides[key] = float(overrides[key])
     if "num_heads" in overrides:  # the user's head count replaces the preset's head width
         overrides["head_channels"] = 0
     config = replace(config, **{k: v for k, v in overrides.items() if k in {f.name for f in fields(UNetConfig)}})

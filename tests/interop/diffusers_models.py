@@ -26,6 +26,13 @@ SMALL = dict(
     attention_head_dim=8, norm_num_groups=8, downsample_padding=0, flip_sin_to_cos=False, freq_shift=1,
     norm_eps=1e-6,
 )
+# diffusers' defaults, as its unconditional training example leaves them: cos before sin, frequencies
+# 10000^(-i / (dim/2)), GroupNorm eps 1e-5, symmetric downsampling padding, 8-channel attention heads
+DIFFUSERS_DEFAULTS = dict(
+    sample_size=16, in_channels=3, out_channels=3, block_out_channels=(16, 32), layers_per_block=1,
+    down_block_types=("DownBlock2D", "AttnDownBlock2D"), up_block_types=("AttnUpBlock2D", "UpBlock2D"),
+    norm_num_groups=8,
+)
 
 
 def inputs(channels: int, size: int, seed: int = 0):

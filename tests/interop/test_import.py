@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from tests.interop.diffusers_models import CIFAR10_32, inputs
+from tests.interop.diffusers_models import CIFAR10_32, DIFFUSERS_DEFAULTS, inputs, random_unet, save_pipeline
 from workbench.cli import main
 
 
@@ -96,3 +96,21 @@ def test_old_attention_names_and_a_bin_file_import_the_same(cifar_unet, tmp_path
         assert (bundle.model(x, t) - cifar_unet(x, t).sample).abs().max() < 1e-5
     # a bare UNet folder has no scheduler: DDPMScheduler's defaults apply
     assert (bundle.cfg.schedule.name, bundle.cfg.sample.variance) == ("linear", "fixed-small")
+
+
+def test_a_unet_with_diffusers_default_embedding_and_norms_imports_and_exports_exactly(tmp_path):
+    """flip_sin_to_cos=True, freq_shift=0, norm_eps=1e-5 (what diffusers' training example trains) map to
+    time_embedding = "cos-sin", freq_shift = 0, norm_eps = 1e-5, and back."""
+    theirs = random_unet(DIFFUSERS_DEFAULTS)
+    assert (theirs.config.flip_sin_to_cos, theirs.config.freq_shift, theirs.config.norm_eps) == (True, 0, 1e-5)
+    save_pipeline(tmp_path / "trained", theirs, {})
+    assert main(["import", str(tmp_path / "trained"), "--dir", str(tmp_path / "runs")]) == 0
+    bundle = load_imported(tmp_path / "runs" / "trained")
+    backbone = bundle.cfg.backbone
+    assert (backbone.time_embedding, backbone.freq_shift, backbone.norm_eps) == ("cos-sin", 0, 1e-5)
+    x, t = inputs(3, 16)
+    with torch.no_grad():
+        assert (bundle.model(x, t) - theirs(x, t).sample).abs().max() < 1e-5
+    assert main(["export", str(tmp_path / "runs" / "trained"), str(tmp_path / "out")]) == 0
+    config = json.loads((tmp_path / "out" / "unet" / "config.json").read_text())
+    assert (config["flip_sin_to_cos"], config["freq_shift"], config["norm_eps"]) == (True, 0, 1e-5)

@@ -43,7 +43,7 @@ def test_a_config_of_another_model_class(capsys, small_folder, tmp_path):
     assert_no_run(tmp_path)
 
 
-@pytest.mark.parametrize("field, value", [("flip_sin_to_cos", True), ("norm_eps", 1e-5), ("act_fn", "gelu"),
+@pytest.mark.parametrize("field, value", [("time_embedding_type", "fourier"), ("freq_shift", 2), ("act_fn", "gelu"),
                                           ("upsample_type", "resnet"), ("downsample_padding", 2)])
 def test_a_config_field_with_no_counterpart_is_named(capsys, small_folder, tmp_path, field, value):
     path = small_folder / "unet" / "config.json"

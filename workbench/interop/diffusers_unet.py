@@ -3,8 +3,9 @@
 Both networks are the DDPM U-Net (Ho et al. 2020), block for block; they differ in names and in how
 attention stores its projections (ours: one 1x1 conv `qkv` of 3C outputs, q then k then v; diffusers: three
 linears `to_q`, `to_k`, `to_v`, named `query`, `key`, `value` in files from diffusers before 0.14). What
-`UNet2DModel` can configure beyond that (Fourier time embeddings, flipped sinusoids, other activations,
-ResNet up/downsampling, ...) has no counterpart here and is refused with one line naming the field.
+`UNet2DModel` can configure beyond the U-Net's own options (Fourier or learned time embeddings, other
+activations, ResNet up/downsampling, ...) has no counterpart here and is refused with one line naming the
+field.
 
     ours                                diffusers UNet2DModel
     time_mlp.0 / time_mlp.2             time_embedding.linear_1 / linear_2
@@ -49,15 +50,12 @@ UNET2D_DEFAULTS: dict[str, Any] = {
 FIXED: dict[str, tuple[Any, str]] = {
     "center_input_sample": (False, "inputs are already in [-1, 1]"),
     "time_embedding_type": ("positional", "sinusoidal timestep embedding"),
-    "flip_sin_to_cos": (False, "sin before cos, as Ho et al."),
-    "freq_shift": (1, "frequencies 10000^(-i / (dim/2 - 1)), as Ho et al."),
     "act_fn": ("silu", "SiLU activations"),
     "mid_block_type": ("UNetMidBlock2D", "residual, attention, residual bottleneck"),
     "mid_block_scale_factor": (1, "unscaled residual sums"),
     "downsample_type": ("conv", "strided-conv downsampling"),
     "upsample_type": ("conv", "nearest + conv upsampling"),
     "class_embed_type": (None, "a label embedding table (num_class_embeds)"),
-    "norm_eps": (1e-6, "GroupNorm eps 1e-6, as the original DDPM code"),
 }
 DOWN_BLOCKS = ("DownBlock2D", "AttnDownBlock2D")
 UP_BLOCKS = ("UpBlock2D", "AttnUpBlock2D")
@@ -79,9 +77,13 @@ def unet_params_from_diffusers(config: Mapping[str, Any]) -> tuple[dict[str, Any
                            "DDPM U-Net) can be imported")
     c = {**UNET2D_DEFAULTS, **{k: v for k, v in config.items() if not k.startswith("_")}}
     for field, (value, meaning) in FIXED.items():
-        same = c[field] == value if not isinstance(value, float) else abs(float(c[field]) - value) < 1e-12
-        if not same:
+        if c[field] != value:
             raise refuse(field, c[field], f"this U-Net has {field} = {value!r} only ({meaning})")
+    if c["freq_shift"] not in (0, 1) or isinstance(c["freq_shift"], bool):
+        raise refuse("freq_shift", c["freq_shift"], "use 0 or 1 (frequencies 10000^(-i / (dim/2 - freq_shift)))")
+    eps = c["norm_eps"]
+    if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not 0 < eps < 1:
+        raise refuse("norm_eps", eps, "a GroupNorm epsilon in (0, 1) is needed")
     channels = list(c["block_out_channels"])
     base = int(channels[0])
     if any(ch % base for ch in channels):
@@ -153,6 +155,9 @@ def unet_params_from_diffusers(config: Mapping[str, Any]) -> tuple[dict[str, Any
         "scale_shift": shift == "scale_shift",
         "resample": "conv",
         "downsample_padding": PADDINGS[padding],
+        "time_embedding": "cos-sin" if c["flip_sin_to_cos"] else "sin-cos",
+        "freq_shift": int(c["freq_shift"]),
+        "norm_eps": float(eps),
         "num_classes": classes - 1 if classes else 0,
     }
     return params, size, in_channels
@@ -196,6 +201,9 @@ def diffusers_config_for(unet_config, channels: int, image_size: int) -> dict[st
         "block_out_channels": widths,
         "layers_per_block": cfg.num_res_blocks,
         "downsample_padding": {v: k for k, v in PADDINGS.items()}[cfg.downsample_padding],
+        "flip_sin_to_cos": cfg.time_embedding == "cos-sin",
+        "freq_shift": cfg.freq_shift,
+        "norm_eps": cfg.norm_eps,
         "dropout": cfg.dropout,
         "attention_head_dim": head_dim,
         "norm_num_groups": cfg.groups,

@@ -1,4 +1,5 @@
-"""`downsample_padding`: the original DDPM (TensorFlow 'SAME') padding beside the symmetric one."""
+"""Conventions where the original DDPM code and diffusers differ: downsampling padding (TensorFlow 'SAME'
+or symmetric), the timestep embedding's order and frequencies, the GroupNorm epsilon."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from workbench_plugins.backbones import PRESETS, UNet, UNetConfig, build_unet, validate_unet_params
-from workbench_plugins.backbones.unet import Downsample, tf_same_padding
+from workbench_plugins.backbones.unet import Downsample, tf_same_padding, timestep_embedding
 
 SMALL = UNetConfig(base_channels=16, channel_mult=(1, 2), num_res_blocks=1, attention_levels=(1,), groups=8)
 
@@ -56,3 +57,38 @@ def test_every_preset_keeps_symmetric_padding_so_old_checkpoints_compute_what_th
 def test_an_unknown_padding_is_refused_naming_the_key():
     with pytest.raises(ValueError, match=r"downsample_padding = 'tf_same' is unknown \(did you mean \"tf-same\"\?\)"):
         validate_unet_params({"preset": "tiny", "downsample_padding": "tf_same"})
+
+
+@pytest.mark.parametrize("order, freq_shift", [("sin-cos", 1), ("cos-sin", 0), ("cos-sin", 1), ("sin-cos", 0)])
+def test_the_timestep_embedding_is_bitwise_diffusers(order, freq_shift):
+    from diffusers.models.embeddings import get_timestep_embedding
+
+    t = torch.arange(0, 1000, 7)
+    ours = timestep_embedding(t, 128, order, freq_shift)
+    theirs = get_timestep_embedding(t, 128, flip_sin_to_cos=order == "cos-sin", downscale_freq_shift=freq_shift)
+    assert torch.equal(ours, theirs)
+
+
+def test_embedding_order_frequencies_and_norm_eps_each_change_the_output():
+    base = replace(SMALL, num_heads=2)
+    x, t = torch.randn(2, 1, 16, 16), torch.tensor([3, 500])
+    reference = UNet(1, 1, base)
+    with torch.no_grad():  # the zero-initialised last layers of each branch would hide the embedding
+        for parameter in reference.parameters():
+            parameter.add_(torch.randn_like(parameter) * 0.05)
+    for change in ({"time_embedding": "cos-sin"}, {"freq_shift": 0}, {"norm_eps": 1e-1}):
+        other = UNet(1, 1, replace(base, **change))
+        other.load_state_dict(reference.state_dict())
+        with torch.no_grad():
+            assert not torch.allclose(other(x, t), reference(x, t)), change
+
+
+@pytest.mark.parametrize("key, value, expected", [
+    ("time_embedding", "cos_sin", r"time_embedding = 'cos_sin' is unknown"),
+    ("freq_shift", 2, r"freq_shift = 2 must be 0 or 1"),
+    ("freq_shift", True, r"freq_shift = True must be 0 or 1"),
+    ("norm_eps", 0.0, r"norm_eps = 0.0 must be a number in \(0, 1\)"),
+])
+def test_bad_convention_values_are_refused_naming_the_key(key, value, expected):
+    with pytest.raises(ValueError, match=expected):
+        validate_unet_params({"preset": "tiny", key: value})
