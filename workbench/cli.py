@@ -25,7 +25,11 @@ COMMANDS = {
     "plugins": "list plugins with version, origin and what each registered, load failures included",
     "attach": "reattach the workbench to a run (running or finished) and replay its whole history",
     "config": "print the resolved configuration (defaults, file and --set overrides, validated)",
+    "import": "import a diffusers model (folder or Hub id such as google/ddpm-cifar10-32) as a run to sample or tune",
+    "export": "export a run's model as a diffusers DDPMPipeline folder (safetensors, EMA weights)",
 }
+# subcommands whose module name differs from the command (`import` is a Python keyword)
+COMMAND_MODULES = {"import": "import_"}
 TUI_MODULE = "workbench.commands.tui"  # `ddpm-workbench` with no subcommand; also adds root-level flags
 
 
@@ -51,7 +55,9 @@ def add_config_arguments(parser: argparse.ArgumentParser, *, root: bool = False)
 
 def load_command(name: str):
     """The module implementing subcommand `name` ("tui" for the workbench itself)."""
-    return importlib.import_module(TUI_MODULE if name == "tui" else f"workbench.commands.{name}")
+    if name == "tui":
+        return importlib.import_module(TUI_MODULE)
+    return importlib.import_module(f"workbench.commands.{COMMAND_MODULES.get(name, name)}")
 
 
 def build_parser(command: str | None = None, *, add_help: bool = True) -> argparse.ArgumentParser:

@@ -45,6 +45,10 @@ class NonFiniteSamples(WorkbenchError):
     """A sampler or backbone produced NaN or inf pixels; nothing is written as if they were fine."""
 
 
+class InteropError(WorkbenchError):
+    """A model from or for another library (diffusers) cannot be read, mapped or written."""
+
+
 def did_you_mean(word: str, choices) -> str:
     """' (did you mean "x"?)' for the closest choice, or '' when nothing is close."""
     import difflib

@@ -5,6 +5,12 @@ defaults to None, meaning "as the preset says", and replaces that one field when
 is given per level (0 = full resolution), so a preset works at any image size; a user's
 `attention_resolutions` is given in pixels and must be a size that occurs (checked by the factory, which
 knows the image size).
+
+`downsample_padding` is "symmetric" in every preset, `ddpm-cifar10` included, although the original DDPM
+model pads "tf-same": a checkpoint stores its resolved config with the keys of its time, and one written
+before the key existed resolves it to None, "as the preset says"; giving the preset "tf-same" would make
+those checkpoints load without complaint (the shapes are equal) and compute something else. Imported
+models that need "tf-same" (`ddpm-workbench import`) set it explicitly.
 """
 
 from __future__ import annotations
@@ -13,7 +19,8 @@ from dataclasses import dataclass, fields, replace
 from typing import Any
 
 from workbench.errors import did_you_mean
-from workbench_plugins.backbones.unet import RESAMPLE_MODES, UNetConfig
+from workbench_plugins.backbones.unet import (DOWNSAMPLE_PADDINGS, EMBEDDING_ORDERS, FREQ_SHIFTS, RESAMPLE_MODES,
+                                              UNetConfig)
 
 
 @dataclass(frozen=True)
@@ -75,6 +82,10 @@ PARAMS: dict[str, Any] = {
     "groups": None,
     "scale_shift": None,
     "resample": None,
+    "downsample_padding": None,
+    "time_embedding": None,
+    "freq_shift": None,
+    "norm_eps": None,
     "num_classes": None,
 }
 
@@ -91,6 +102,12 @@ PARAM_HELP = {
     "groups": "GroupNorm groups; every channel count must be divisible by it",
     "scale_shift": "condition on the timestep by norm(h) * (1 + scale) + shift (ADM) instead of adding",
     "resample": "conv (strided conv down, nearest + conv up) or pool (avg-pool down, nearest up)",
+    "downsample_padding": "stride-2 conv padding: symmetric (1 on every side) or tf-same (TensorFlow 'SAME', "
+                          "bottom/right: the original DDPM weights)",
+    "time_embedding": "order of the sinusoidal timestep embedding: sin-cos (Ho et al.) or cos-sin (diffusers' "
+                      "flip_sin_to_cos)",
+    "freq_shift": "timestep frequencies 10000^(-i / (dim/2 - freq_shift)): 1 (Ho et al.) or 0 (diffusers' default)",
+    "norm_eps": "GroupNorm epsilon: 1e-6 (the original DDPM code), 1e-5 (PyTorch's and diffusers' default)",
     "num_classes": "> 0: class-conditional on labels 0..num_classes-1; 0 = unconditional",
 }
 
@@ -133,6 +150,21 @@ def check_types(params: dict[str, Any]) -> None:
             if value not in RESAMPLE_MODES:
                 raise ValueError(f"resample = {value!r} is unknown{did_you_mean(str(value), RESAMPLE_MODES)}; "
                                  f"use one of {', '.join(RESAMPLE_MODES)}")
+        elif key == "time_embedding":
+            if value not in EMBEDDING_ORDERS:
+                raise ValueError(f"time_embedding = {value!r} is unknown{did_you_mean(str(value), EMBEDDING_ORDERS)}; "
+                                 f"use one of {', '.join(EMBEDDING_ORDERS)}")
+        elif key == "freq_shift":
+            if value not in FREQ_SHIFTS or isinstance(value, bool):
+                raise ValueError(f"freq_shift = {value!r} must be 0 or 1 ({PARAM_HELP[key]})")
+        elif key == "norm_eps":
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1:
+                raise ValueError(f"norm_eps = {value!r} must be a number in (0, 1), e.g. 1e-6")
+        elif key == "downsample_padding":
+            if value not in DOWNSAMPLE_PADDINGS:
+                raise ValueError(f"downsample_padding = {value!r} is unknown"
+                                 f"{did_you_mean(str(value), DOWNSAMPLE_PADDINGS)}; use one of "
+                                 f"{', '.join(DOWNSAMPLE_PADDINGS)}")
         elif key not in PARAMS:
             raise ValueError(f"unknown key {key!r}{did_you_mean(key, PARAMS)}; keys: {', '.join(PARAMS)}")
     if params.get("num_heads") is not None and params.get("head_channels") is not None:
@@ -155,8 +187,9 @@ def merge(params: dict[str, Any]) -> UNetConfig:
         overrides["attention_levels"] = kept
     if params.get("attention_resolutions") is not None:
         overrides["attention_levels"] = ()  # the factory places these, knowing the image size
-    if "dropout" in overrides:
-        overrides["dropout"] = float(overrides["dropout"])
+    for key in ("dropout", "norm_eps"):
+        if key in overrides:
+            overrides[key] = float(overrides[key])
     if "num_heads" in overrides:  # the user's head count replaces the preset's head width
         overrides["head_channels"] = 0
     config = replace(config, **{k: v for k, v in overrides.items() if k in {f.name for f in fields(UNetConfig)}})

@@ -6,6 +6,12 @@ multi-head attention follow ADM (Dhariwal & Nichol 2021, "use_scale_shift_norm",
 
 Sizes that do not halve evenly are handled: a level of size s is followed by one of size ceil(s / 2)
 (28 -> 14 -> 7 -> 4), and every upsample goes to the exact size of the skip connection it meets.
+
+The stride-2 downsampling convolution pads its input one of two ways (`downsample_padding`): "symmetric"
+(one pixel on every side, PyTorch's padding=1: what this U-Net has always done, and ADM) or "tf-same"
+(TensorFlow's 'SAME': on an even size one pixel at the bottom and right only, as the original DDPM code and
+diffusers' `downsample_padding=0`). Both give the same shapes and parameters, so a checkpoint loads into
+either; only the second reproduces weights trained in TensorFlow (google/ddpm-cifar10-32).
 """
 
 from __future__ import annotations
@@ -18,6 +24,9 @@ import torch.nn.functional as F
 from torch import nn
 
 RESAMPLE_MODES = ("conv", "pool")
+DOWNSAMPLE_PADDINGS = ("symmetric", "tf-same")
+EMBEDDING_ORDERS = ("sin-cos", "cos-sin")
+FREQ_SHIFTS = (0, 1)
 
 
 @dataclass(frozen=True)
@@ -35,6 +44,12 @@ class UNetConfig:
     groups: int = 32
     scale_shift: bool = False
     resample: str = "conv"
+    downsample_padding: str = "symmetric"  # or "tf-same" (see the module docstring)
+    # The timestep embedding and the norms as the original DDPM code (Ho et al.); the other values are those
+    # of U-Nets trained with diffusers' defaults (flip_sin_to_cos=True, freq_shift=0, norm_eps=1e-5).
+    time_embedding: str = "sin-cos"  # or "cos-sin"
+    freq_shift: int = 1  # frequencies 10000^(-i / (dim/2 - freq_shift))
+    norm_eps: float = 1e-6  # GroupNorm eps (tf.contrib.layers.group_norm's)
     num_classes: int = 0  # > 0: class-conditional, with one extra "no label" class for y=None
 
     def level_channels(self) -> list[int]:
@@ -44,22 +59,25 @@ class UNetConfig:
         return channels // self.head_channels if self.head_channels > 0 else self.num_heads
 
 
-def timestep_embedding(t: torch.Tensor, dim: int) -> torch.Tensor:
-    """Sinusoidal embedding of (possibly fractional) timesteps, exactly as Ho et al. 2020 (sin, then cos;
-    frequencies 10000^(-i / (dim/2 - 1)))."""
+def timestep_embedding(t: torch.Tensor, dim: int, order: str = "sin-cos", freq_shift: int = 1) -> torch.Tensor:
+    """Sinusoidal embedding of (possibly fractional) timesteps, by default as Ho et al. 2020 (sin, then cos;
+    frequencies 10000^(-i / (dim/2 - 1))). The float32 arithmetic is diffusers' (`get_timestep_embedding`):
+    -log(10000) * i first, then the division; the other order differs in the last bit of some
+    frequencies, which at t ~ 1000 moves the embedding by up to 6e-5 and breaks parity with imported models."""
     half = dim // 2
-    exponent = -math.log(10000.0) / max(half - 1, 1)
-    freqs = torch.exp(torch.arange(half, device=t.device, dtype=torch.float32) * exponent)
+    exponent = -math.log(10000.0) * torch.arange(half, device=t.device, dtype=torch.float32)
+    freqs = torch.exp(exponent / max(half - freq_shift, 1))
     args = t.to(torch.float32)[:, None] * freqs[None, :]
-    emb = torch.cat([torch.sin(args), torch.cos(args)], dim=1)
+    waves = (torch.sin(args), torch.cos(args)) if order == "sin-cos" else (torch.cos(args), torch.sin(args))
+    emb = torch.cat(waves, dim=1)
     if dim % 2:
         emb = F.pad(emb, (0, 1))
     return emb
 
 
-def group_norm(channels: int, groups: int) -> nn.GroupNorm:
-    # eps 1e-6 as tf.contrib.layers.group_norm in the original DDPM code
-    return nn.GroupNorm(groups, channels, eps=1e-6)
+def group_norm(channels: int, groups: int, eps: float = 1e-6) -> nn.GroupNorm:
+    # eps 1e-6 as tf.contrib.layers.group_norm in the original DDPM code (UNetConfig.norm_eps)
+    return nn.GroupNorm(groups, channels, eps=eps)
 
 
 class ResBlock(nn.Module):
@@ -67,13 +85,14 @@ class ResBlock(nn.Module):
 
     With `scale_shift` the embedding modulates the second norm as norm(h) * (1 + scale) + shift (ADM)."""
 
-    def __init__(self, in_ch: int, out_ch: int, emb_dim: int, *, dropout: float, groups: int, scale_shift: bool):
+    def __init__(self, in_ch: int, out_ch: int, emb_dim: int, *, dropout: float, groups: int, scale_shift: bool,
+                 eps: float = 1e-6):
         super().__init__()
         self.scale_shift = scale_shift
-        self.norm1 = group_norm(in_ch, groups)
+        self.norm1 = group_norm(in_ch, groups, eps)
         self.conv1 = nn.Conv2d(in_ch, out_ch, 3, padding=1)
         self.emb_proj = nn.Linear(emb_dim, out_ch * (2 if scale_shift else 1))
-        self.norm2 = group_norm(out_ch, groups)
+        self.norm2 = group_norm(out_ch, groups, eps)
         self.dropout = nn.Dropout(dropout)
         self.conv2 = nn.Conv2d(out_ch, out_ch, 3, padding=1)
         self.shortcut = nn.Conv2d(in_ch, out_ch, 1) if in_ch != out_ch else nn.Identity()
@@ -104,10 +123,10 @@ def dot_product_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> 
 class AttentionBlock(nn.Module):
     """Multi-head self-attention over all positions: GN, 1x1 q/k/v, softmax(q k^T / sqrt(d)) v, 1x1 out."""
 
-    def __init__(self, channels: int, heads: int, groups: int):
+    def __init__(self, channels: int, heads: int, groups: int, eps: float = 1e-6):
         super().__init__()
         self.heads = heads
-        self.norm = group_norm(channels, groups)
+        self.norm = group_norm(channels, groups, eps)
         self.qkv = nn.Conv2d(channels, 3 * channels, 1)
         self.proj = nn.Conv2d(channels, channels, 1)
 
@@ -125,17 +144,32 @@ class AttentionBlock(nn.Module):
         return x + h.permute(0, 3, 1, 2)
 
 
-class Downsample(nn.Module):
-    """Halve the size (rounding up): 3x3 stride-2 conv, or 2x2 average pooling."""
+def tf_same_padding(size: int) -> tuple[int, int]:
+    """TensorFlow 'SAME' padding (before, after) of a 3x3 stride-2 convolution over `size` pixels: enough
+    for ceil(size / 2) outputs, the odd pixel after. Even sizes: (0, 1); odd sizes: (1, 1)."""
+    total = max((math.ceil(size / 2) - 1) * 2 + 3 - size, 0)
+    return total // 2, total - total // 2
 
-    def __init__(self, channels: int, mode: str):
+
+class Downsample(nn.Module):
+    """Halve the size (rounding up): 3x3 stride-2 conv (padded "symmetric" or "tf-same"), or 2x2 average
+    pooling."""
+
+    def __init__(self, channels: int, mode: str, padding: str = "symmetric"):
         super().__init__()
-        self.conv = nn.Conv2d(channels, channels, 3, stride=2, padding=1) if mode == "conv" else None
+        self.tf_same = padding == "tf-same"
+        self.conv = None
+        if mode == "conv":
+            self.conv = nn.Conv2d(channels, channels, 3, stride=2, padding=0 if self.tf_same else 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.conv is not None:
-            return self.conv(x)
-        return F.avg_pool2d(x, 2, ceil_mode=True)
+        if self.conv is None:
+            return F.avg_pool2d(x, 2, ceil_mode=True)
+        if self.tf_same:
+            top, bottom = tf_same_padding(x.shape[-2])
+            left, right = tf_same_padding(x.shape[-1])
+            x = F.pad(x, (left, right, top, bottom))
+        return self.conv(x)
 
 
 class Upsample(nn.Module):
@@ -172,10 +206,11 @@ class UNet(nn.Module):
         self.config = cfg
         self.in_channels, self.out_channels = in_channels, out_channels
         ch, emb_dim = cfg.base_channels, 4 * cfg.base_channels
-        block = dict(emb_dim=emb_dim, dropout=cfg.dropout, groups=cfg.groups, scale_shift=cfg.scale_shift)
+        block = dict(emb_dim=emb_dim, dropout=cfg.dropout, groups=cfg.groups, scale_shift=cfg.scale_shift,
+                     eps=cfg.norm_eps)
 
         def attention(channels: int) -> nn.Module:
-            return AttentionBlock(channels, cfg.heads_for(channels), cfg.groups)
+            return AttentionBlock(channels, cfg.heads_for(channels), cfg.groups, cfg.norm_eps)
 
         # Ho et al.: sinusoid(ch) -> dense(4ch) -> SiLU -> dense(4ch); blocks apply SiLU before their projection
         self.time_mlp = nn.Sequential(nn.Linear(ch, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim))
@@ -196,7 +231,7 @@ class UNet(nn.Module):
                 skip_channels.append(current)
             self.down.append(Level(blocks, attns))
             if i != len(levels) - 1:
-                self.downsamples.append(Downsample(current, cfg.resample))
+                self.downsamples.append(Downsample(current, cfg.resample, cfg.downsample_padding))
                 skip_channels.append(current)
 
         self.mid_block1 = ResBlock(current, current, **block)
@@ -215,7 +250,7 @@ class UNet(nn.Module):
             if i != 0:
                 self.upsamples.append(Upsample(current, cfg.resample))
 
-        self.norm_out = group_norm(current, cfg.groups)
+        self.norm_out = group_norm(current, cfg.groups, cfg.norm_eps)
         self.conv_out = nn.Conv2d(current, out_channels, 3, padding=1)
         self.reset_parameters()
 
@@ -236,7 +271,8 @@ class UNet(nn.Module):
     def embed(self, t: torch.Tensor, y: torch.Tensor | None, batch: int) -> torch.Tensor:
         if t.ndim == 0:
             t = t.expand(batch)
-        emb = self.time_mlp(timestep_embedding(t, self.config.base_channels))
+        cfg = self.config
+        emb = self.time_mlp(timestep_embedding(t, cfg.base_channels, cfg.time_embedding, cfg.freq_shift))
         if self.label_emb is not None:
             if y is None:
                 y = torch.full((batch,), self.config.num_classes, dtype=torch.long, device=emb.device)

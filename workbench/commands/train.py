@@ -23,18 +23,25 @@ def add_arguments(parser) -> None:
     parser.add_argument("--resume", metavar="RUN",
                         help="continue a run (its name under run.dir, a path, or 'latest') from its newest "
                              "checkpoint, with its own config plus any --set")
+    parser.add_argument("--init-from", metavar="RUN|CHECKPOINT",
+                        help="start a new run from another run's (EMA) weights or a checkpoint file, imported runs "
+                             "included: fresh optimizer, step 0, own directory; the source's config is the base "
+                             "(change the dataset, steps, lr... with --set), and the network must be the same")
     parser.add_argument("--run-dir", metavar="PATH",
                         help="write into this directory instead of a new one under run.dir")
     parser.add_argument("--plain", action="store_true", help="plain log lines even on a terminal")
 
 
-def load_training_config(args):
+def load_training_config(args, initial=None):
     """The config to train with. With --resume, the run's own config.toml is the base (unless --config
-    names another file), so `--resume latest --set train.steps=20000` continues the same run longer."""
+    names another file), so `--resume latest --set train.steps=20000` continues the same run longer. With
+    --init-from, the source's stored config is (see `fine_tuning_config`)."""
     from workbench.cli import config_arguments, load_config_from_args
     from workbench.config import load_config
     from workbench.engine.rundir import RunDirectory
 
+    if initial is not None and not config_arguments(args)[0]:
+        return fine_tuning_config(initial, config_arguments(args)[1])
     if not args.resume:
         return load_config_from_args(args)
     path, overrides = config_arguments(args)
@@ -55,10 +62,36 @@ def load_training_config(args):
                           "trained with")
 
 
+def fine_tuning_config(initial, overrides: list[str]):
+    """The config of a run started with --init-from: the source's stored config as a new run (named by
+    --set run.name, else a timestamp), with the --set overrides. A --set that picks another plugin
+    (`dataset.name=image-folder`) drops the source's keys of the plugin it replaces."""
+    from workbench.config import PLUGIN_SECTIONS, SCHEMA, apply_overrides, resolve
+
+    raw = {section: dict(values) for section, values in initial.config.items()}
+    raw.setdefault("run", {})["name"] = ""
+    for section in PLUGIN_SECTIONS:
+        if any(o.replace(" ", "").startswith(f"{section}.name=") for o in overrides) and section in raw:
+            raw[section] = {k: v for k, v in raw[section].items() if k in SCHEMA[section]}
+    apply_overrides(raw, overrides)
+    return resolve(raw, source=f"--init-from {initial.checkpoint} and --set")
+
+
 def run(args) -> int:
     from workbench.engine.trainer import train
 
-    cfg = load_training_config(args)
+    initial = None
+    if args.init_from:
+        from workbench.cli import config_arguments
+        from workbench.config import load_config
+        from workbench.engine.initial_weights import read_initial_weights
+        from workbench.errors import UsageError
+
+        if args.resume:
+            raise UsageError("--resume continues a run and --init-from starts a new one from its weights; "
+                             "give one of them")
+        initial = read_initial_weights(args.init_from, load_config(*config_arguments(args)).run.dir)
+    cfg = load_training_config(args, initial)
     rank = int(os.environ.get("RANK", "0"))
     show = rank == 0
     fancy = show and not args.plain and sys.stdout.isatty()
@@ -66,8 +99,11 @@ def run(args) -> int:
     stop_event = threading.Event()
     restore = install_stop_signals(stop_event, display)
     try:
+        if show and initial is not None:
+            display.line(f"starting from the {'EMA' if initial.ema else 'raw'} weights of step {initial.step} "
+                         f"in {initial.checkpoint}")
         run_dir = train(cfg, on_event=display.handle, resume=args.resume, run_dir=args.run_dir,
-                        stop_event=stop_event)
+                        stop_event=stop_event, init_from=initial)
     finally:
         restore()
         display.close()

@@ -19,11 +19,12 @@ _LAZY = {
 }
 
 
-def train(cfg, *, on_event=None, resume=None, run_dir=None, stop_event=None) -> RunDirectory:
+def train(cfg, *, on_event=None, resume=None, run_dir=None, stop_event=None, init_from=None) -> RunDirectory:
     """Train `cfg` and return its run directory (see workbench.engine.trainer.train)."""
     from workbench.engine.trainer import train as _train
 
-    return _train(cfg, on_event=on_event, resume=resume, run_dir=run_dir, stop_event=stop_event)
+    return _train(cfg, on_event=on_event, resume=resume, run_dir=run_dir, stop_event=stop_event,
+                  init_from=init_from)
 
 
 def __getattr__(name: str):

@@ -2,7 +2,8 @@
 and rotation (loading a model for sampling: workbench.sampling.model).
 
 A checkpoint is one `torch.save`d dict of tensors, numbers, strings, lists and dicts only, so it loads with
-`torch.load(weights_only=True)` (no arbitrary pickles). `encode_training_state` below writes it; these
+`torch.load(weights_only=True)` (no arbitrary pickles). `encode_training_state` below writes it, and
+`encode_model_weights` the part of it a model not trained here has (an import: the keys up to `ema`); these
 keys, and nothing else, make format version 1 (the keys `load_checkpoint` requires are marked *):
 
     format*, version*        "ddpm-workbench-checkpoint", 1
@@ -73,6 +74,23 @@ def encode_training_state(run, step: int, *, data_ranks: list, rng_ranks: list, 
         "metric_window": run.window.state_dict(),
         "world_size": run.distributed.world_size,
         "elapsed_s": elapsed_s,
+    }
+
+
+def encode_model_weights(cfg, *, channels: int, image_size: int, model: dict, ema: dict | None = None,
+                         step: int = 0) -> dict:
+    """The checkpoint dict of weights alone (`ddpm-workbench import`): config, image shape, model and EMA
+    state dicts. Without optimizer, RNG and data state, a resume starts those afresh (`restore_training`)."""
+    return {
+        "format": FORMAT,
+        "version": VERSION,
+        "step": step,
+        "config": cfg.as_dict(),
+        "channels": channels,
+        "image_size": image_size,
+        "out_channels": channels,
+        "model": model,
+        "ema": ema,
     }
 
 

@@ -20,6 +20,7 @@ from torch import nn
 from workbench.engine.checkpoint import (Progress, find_run_checkpoint, load_checkpoint, restore_rng,
                                          restore_training)
 from workbench.engine.distributed import Distributed
+from workbench.engine.initial_weights import InitialWeights, apply_initial_weights
 from workbench.engine.metrics import MetricWindow
 from workbench.engine.optim import EMA, build_optimizer
 from workbench.engine.rundir import RunDirectory
@@ -178,8 +179,9 @@ def check_batch_sizes(train_cfg, world_size: int) -> tuple[int, int]:
 
 
 def build_training_run(cfg, distributed: Distributed, device: torch.device,
-                       resume: ResumePoint | None = None) -> TrainingRun:
-    """Build everything one rank trains with from a resolved config, restored from `resume` when given."""
+                       resume: ResumePoint | None = None, initial: InitialWeights | None = None) -> TrainingRun:
+    """Build everything one rank trains with from a resolved config, restored from `resume` when given; a
+    new run's network starts from `initial`'s weights when given (`--init-from`: fine-tuning)."""
     from workbench.backbones import build_backbone, count_parameters, flops_per_image
     from workbench.data import build_dataset
     from workbench.diffusion import GaussianDiffusion, build_sampler
@@ -197,6 +199,8 @@ def build_training_run(cfg, distributed: Distributed, device: torch.device,
     # Same seed on every rank: every rank starts from the same weights (DDP also broadcasts rank 0's).
     torch.manual_seed(seed)
     model = build_backbone(cfg.backbone, in_channels=channels, out_channels=channels, image_size=size)
+    if initial is not None:  # before the EMA copy and the optimizer: both start from these weights
+        apply_initial_weights(model, initial)
     parameters = count_parameters(model)
     flops = flops_per_image(model, channels, size)
     model.to(device)

@@ -24,6 +24,7 @@ from workbench.engine.checkpoint import (Progress, encode_training_state, load_c
 from workbench.engine.control import ControlInbox
 from workbench.engine.events import (CheckpointSaved, RunFailed, RunFinished, RunStarted, RunWarning,
                                      SamplesReady, StateChanged, StepMetrics)
+from workbench.engine.initial_weights import InitialWeights, read_initial_weights
 from workbench.engine.metrics import Throughput, gpu_memory_peak, gpu_utilization, peak_flops
 from workbench.engine.optim import clip_gradients, lr_for_config, set_lr
 from workbench.engine.previews import preview_grid
@@ -47,8 +48,12 @@ class Trainer:
     `self.throughput` (this process's speed)."""
 
     def __init__(self, cfg, *, on_event=None, resume: str | None = None,
-                 run_dir: RunDirectory | str | Path | None = None, stop_event: threading.Event | None = None):
-        self.cfg, self.on_event, self.resume = cfg, on_event, resume
+                 run_dir: RunDirectory | str | Path | None = None, stop_event: threading.Event | None = None,
+                 init_from: str | InitialWeights | None = None):
+        if resume and init_from:
+            raise UsageError("--resume continues a run and --init-from starts a new one from its weights; "
+                             "give one of them")
+        self.cfg, self.on_event, self.resume, self.init_from = cfg, on_event, resume, init_from
         self.given_run_dir = run_dir
         self.stop_event = stop_event
         self.run: TrainingRun | None = None
@@ -68,8 +73,11 @@ class Trainer:
         point = find_resume_point(self.resume, cfg.run.dir) if self.resume else None
         if point is not None:
             check_resume_config(cfg, point.state, point.checkpoint)
+        initial = self.init_from
+        if isinstance(initial, str):
+            initial = read_initial_weights(initial, cfg.run.dir)
         check_training_target(self._given_run_dir(), point.run if point is not None else None)
-        run = self.run = build_training_run(cfg, distributed, device, point)
+        run = self.run = build_training_run(cfg, distributed, device, point, initial)
         self.run_dir = self._open_run_dir(point, distributed)
         self.pub = Publisher(self.run_dir, self.on_event, enabled=distributed.is_main)
         self.inbox = ControlInbox(self.run_dir, distributed, device, self.stop_event, agree_every=cfg.train.log_every)
@@ -413,12 +421,15 @@ class Trainer:
 
 
 def train(cfg, *, on_event=None, resume: str | None = None, run_dir: RunDirectory | str | Path | None = None,
-          stop_event: threading.Event | None = None) -> RunDirectory:
+          stop_event: threading.Event | None = None, init_from: str | InitialWeights | None = None) -> RunDirectory:
     """Train `cfg` (a workbench.config.Config) and return its run directory.
 
     on_event(event): called on rank 0 with every event (see workbench.engine.events) as it happens.
     resume: a run name, path or "latest" to continue from its newest checkpoint, exactly.
+    init_from: a run or checkpoint file (or its read InitialWeights) whose weights a new run starts from:
+    fine-tuning with a fresh optimizer at step 0 (workbench.engine.initial_weights).
     run_dir: write into this existing directory instead of creating one under run.dir.
     stop_event: set it (from any thread) to stop after the current step with a checkpoint.
     Raises WorkbenchError before anything is written for user errors, TrainingFailed afterwards."""
-    return Trainer(cfg, on_event=on_event, resume=resume, run_dir=run_dir, stop_event=stop_event).run_training()
+    return Trainer(cfg, on_event=on_event, resume=resume, run_dir=run_dir, stop_event=stop_event,
+                   init_from=init_from).run_training()
