@@ -1,0 +1,51 @@
+"""The small garment classifier whose features score 28x28 / 32x32 grayscale samples offline.
+
+Three 3x3 convolutions (32, 64, 128 channels, each with batch norm, ReLU and 2x2 max-pooling), a global
+average, then a 128-d linear layer: its output (before the ReLU that feeds the 10-class head) is the
+feature. Pre-activation features have no dead (always-zero) dimensions, so their covariance is full rank.
+Images are padded to 32x32 with black, as training pads Fashion-MNIST and MNIST, and scaled to [-1, 1].
+
+The weights ship inside the package (`workbench_plugins/fashion_classifier_v1.safetensors`, float32) and
+are made by `tools/train_feature_classifier.py` from the real Fashion-MNIST training split; the file's
+metadata records its test accuracy. The numbers it gives are Frechet distances *in this network's feature
+space*: comparable with each other at the same n and reference split, never with a published FID.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+FEATURE_DIM = 128
+INPUT_SIZE = 32
+WEIGHTS_NAME = "fashion_classifier_v1.safetensors"
+VERSION = "1"
+
+
+class GarmentClassifier(nn.Module):
+    """uint8-derived input (N, 1, 32, 32) in [-1, 1] -> class logits (N, 10); `features` gives (N, 128)."""
+
+    def __init__(self, num_classes: int = 10):
+        super().__init__()
+
+        def stage(cin: int, cout: int) -> list[nn.Module]:
+            return [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(),
+                    nn.MaxPool2d(2)]
+
+        self.body = nn.Sequential(*stage(1, 32), *stage(32, 64), *stage(64, 128),
+                                  nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        self.embed = nn.Linear(128, FEATURE_DIM)
+        self.head = nn.Linear(FEATURE_DIM, num_classes)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.embed(self.body(x))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(torch.relu(self.features(x)))
+
+
+def to_input(images: torch.Tensor) -> torch.Tensor:
+    """uint8 (N, 1, H, W), H and W at most 32 -> float (N, 1, 32, 32) in [-1, 1], padded with black."""
+    from workbench.data.preprocess import pad_images
+
+    return pad_images(images, INPUT_SIZE).float() / 127.5 - 1.0
