@@ -1,4 +1,4 @@
-"""Train the feature classifier shipped as plugins/fashion_classifier_v1.safetensors.
+"""Train the feature classifier shipped as plugins/fashion_mnist_classifier_v1.safetensors.
 
 It learns the 10 Fashion-MNIST classes from the real training split (60,000 images, padded to 32x32 as the
 engine pads them) for a few epochs with AdamW and a one-cycle learning rate, measures its accuracy on the

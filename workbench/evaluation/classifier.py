@@ -5,7 +5,7 @@ average, then a 128-d linear layer: its output (before the ReLU that feeds the 1
 feature. Pre-activation features have no dead (always-zero) dimensions, so their covariance is full rank.
 Images are padded to 32x32 with black, as training pads Fashion-MNIST and MNIST, and scaled to [-1, 1].
 
-The weights ship inside the package (`workbench_plugins/fashion_classifier_v1.safetensors`, float32) and
+The weights ship inside the package (`workbench_plugins/fashion_mnist_classifier_v1.safetensors`, float32) and
 are made by `tools/train_feature_classifier.py` from the real Fashion-MNIST training split; the file's
 metadata records its test accuracy. The numbers it gives are Frechet distances *in this network's feature
 space*: comparable with each other at the same n and reference split, never with a published FID.
@@ -13,12 +13,14 @@ space*: comparable with each other at the same n and reference split, never with
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 from torch import nn
 
 FEATURE_DIM = 128
 INPUT_SIZE = 32
-WEIGHTS_NAME = "fashion_classifier_v1.safetensors"
+WEIGHTS_NAME = "fashion_mnist_classifier_v1.safetensors"
 VERSION = "1"
 
 
@@ -49,3 +51,44 @@ def to_input(images: torch.Tensor) -> torch.Tensor:
     from workbench.data.preprocess import pad_images
 
     return pad_images(images, INPUT_SIZE).float() / 127.5 - 1.0
+
+
+class ClassifierFeatures:
+    """The garment classifier's 128-d features, for grayscale images of at most 32x32."""
+
+    name = "fashion-mnist-classifier"
+    version = VERSION
+    dim = FEATURE_DIM
+    frechet_label = "FD_fashion-mnist-classifier"
+    kernel_label = "KD_fashion-mnist-classifier"
+
+    def __init__(self, weights: Path):
+        from workbench.evaluation.inception import WeightsError
+
+        try:
+            from safetensors.torch import load_file
+
+            state = load_file(str(weights))
+        except Exception as exc:  # noqa: BLE001 - a missing or damaged file in the installed package
+            raise WeightsError(f"the classifier weights {str(weights)!r} cannot be read ({type(exc).__name__}); "
+                               "reinstall ddpm-workbench or rebuild them with tools/train_feature_classifier.py") from None
+        self.network = GarmentClassifier()
+        self.network.load_state_dict(state, strict=False)  # batch norm's num_batches_tracked is not shipped
+        self.network.eval()
+        from safetensors import safe_open
+
+        with safe_open(str(weights), "pt") as f:
+            self.metadata = dict(f.metadata() or {})
+
+    def refuse(self, channels: int, size: int) -> str | None:
+        if channels != 1 or size > INPUT_SIZE:
+            return (f"it takes grayscale images of at most {INPUT_SIZE}x{INPUT_SIZE} (Fashion-MNIST, MNIST); "
+                    "use --extractor inception")
+        return None
+
+    def to(self, device) -> "ClassifierFeatures":
+        self.network.to(device)
+        return self
+
+    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        return self.network.features(to_input(images))

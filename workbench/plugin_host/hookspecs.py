@@ -57,3 +57,10 @@ def register_backbones(register):
 @hookspec
 def register_samplers(register):
     """Register samplers: `factory(**params) -> workbench.diffusion.Sampler` (see that protocol)."""
+
+
+@hookspec
+def register_feature_extractors(register):
+    """Register feature extractors for evaluation: `factory(**params) -> extractor` with `name`, `version`,
+    `dim`, `frechet_label`, `kernel_label`, `refuse(channels, size)`, `to(device)` and `__call__(uint8
+    images (B, C, H, W)) -> float features (B, dim)` (see workbench.evaluation.extractors)."""

@@ -33,6 +33,7 @@ DEFAULT_PLUGINS = (
     "workbench_plugins.samplers",
     "workbench_plugins.datasets",
     "workbench_plugins.backbones",
+    "workbench_plugins.feature_extractors",
 )
 
 HOOK_NAMES = tuple(KINDS.values())
