@@ -3,7 +3,7 @@
 It learns the 10 Fashion-MNIST classes from the real training split (60,000 images, padded to 32x32 as the
 engine pads them) for a few epochs with AdamW and a one-cycle learning rate, measures its accuracy on the
 10,000 test images, and writes float32 weights with the accuracy, epochs and seed in the file's metadata.
-Deterministic for a given seed and thread count; about 5 minutes on one busy CPU thread.
+Deterministic for a given seed and thread count; about 8 minutes on one CPU thread shared with other work.
 
     OMP_NUM_THREADS=1 python tools/train_feature_classifier.py [--source /usr/share/datasets/fashion-mnist]
 """

@@ -6,8 +6,8 @@ feature. Pre-activation features have no dead (always-zero) dimensions, so their
 Images are padded to 32x32 with black, as training pads Fashion-MNIST and MNIST, and scaled to [-1, 1].
 
 The weights ship inside the package (`workbench_plugins/fashion_mnist_classifier_v1.safetensors`, float32) and
-are made by `tools/train_feature_classifier.py` from the real Fashion-MNIST training split; the file's
-metadata records its test accuracy. The numbers it gives are Frechet distances *in this network's feature
+are made by `tools/train_feature_classifier.py` from the real Fashion-MNIST training split (two epochs):
+110,698 parameters, 436 KiB, 90.6% accuracy on the 10,000 test images (recorded in the file's metadata). The numbers it gives are Frechet distances *in this network's feature
 space*: comparable with each other at the same n and reference split, never with a published FID.
 """
 
