@@ -41,16 +41,17 @@ class EvalResult:
 
     def lines(self) -> list[str]:
         tail = f"n={self.n}  extractor={self.extractor}  reference={self.reference}"
-        out = []
+        rows = []
         if self.frechet is not None:
-            out.append(f"{self.frechet_label:<12s} {self.frechet:12.4f}            {tail}")
+            rows.append((self.frechet_label, f"{self.frechet:.4f}", ""))
         if self.kid is not None:
-            out.append(f"{self.kernel_label:<12s} {self.kid:12.6f} +- {self.kid_std:.6f}  {tail}  "
-                       f"({KID_SUBSETS} subsets of {self.kid_subset})")
+            rows.append((self.kernel_label, f"{self.kid:.6f} +- {self.kid_std:.6f}",
+                         f"  ({KID_SUBSETS} subsets of {self.kid_subset})"))
         if self.precision is not None:
-            out.append(f"{'precision':<12s} {self.precision:12.4f}            {tail}  (k=3)")
-            out.append(f"{'recall':<12s} {self.recall:12.4f}            {tail}  (k=3)")
-        return out
+            rows += [("precision", f"{self.precision:.4f}", "  (k=3)"), ("recall", f"{self.recall:.4f}", "  (k=3)")]
+        label_width = max((len(r[0]) for r in rows), default=0)
+        value_width = max((len(r[1]) for r in rows), default=0)
+        return [f"{label:<{label_width}}  {value:<{value_width}}  {tail}{extra}" for label, value, extra in rows]
 
     def as_dict(self) -> dict:
         return asdict(self)
