@@ -4,7 +4,7 @@
     python bench/bench_quality.py --speed      # feature extraction on this machine, and the GPU estimate
 
 Quality: each sampler is scored by `ddpm-workbench eval --json` (what a user runs) against the reference
-split (default: test), with the extractor eval chooses (the shipped fashion-mnist-classifier for 28/32 px
+split (default: test), with the extractor eval chooses (the shipped fashion-classifier for 28/32 px
 grayscale, Inception otherwise). Also printed: the distance of as many *real* training images (the floor at
 this n: the estimator's bias). Lower distance is better; compare only at the same n, extractor and split.
 
@@ -78,12 +78,12 @@ def speed() -> None:
 
     from workbench.evaluation.extractors import build_extractor, extract_features
 
-    classifier = build_extractor("fashion-mnist-classifier")
+    classifier = build_extractor("fashion-classifier")
     images = torch.randint(0, 256, (1000, 1, 32, 32), dtype=torch.uint8)
     extract_features(classifier, images[:100])  # warm-up
     started = time.perf_counter()
     extract_features(classifier, images)
-    print(f"fashion-mnist-classifier: 1,000 images in {time.perf_counter() - started:.2f} s on this CPU "
+    print(f"fashion-classifier: 1,000 images in {time.perf_counter() - started:.2f} s on this CPU "
           f"({torch.get_num_threads()} threads; target < 10 s)")
 
     import torchvision

@@ -9,7 +9,7 @@ import torch
 from workbench.evaluation.classifier import to_input
 from workbench.evaluation.extractors import build_extractor, extract_features
 from workbench.evaluation.metrics import frechet_distance_of, gaussian_stats
-from workbench_plugins.feature_extractors import CLASSIFIER_WEIGHTS
+from workbench_plugins.extractors import CLASSIFIER_WEIGHTS
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +26,7 @@ def garments():
 
 @pytest.fixture(scope="module")
 def extractor():
-    return build_extractor("fashion-mnist-classifier")
+    return build_extractor("fashion-classifier")
 
 
 def test_the_shipped_weights_are_small_and_record_their_test_accuracy(extractor):
@@ -43,7 +43,7 @@ def test_it_is_a_trained_classifier(extractor, garments):
 
 
 def test_its_results_are_never_called_fid(extractor):
-    assert extractor.frechet_label == "FD_fashion-mnist-classifier" and "FID" not in extractor.kernel_label
+    assert extractor.frechet_label == "FD_fashion-classifier" and "FID" not in extractor.kernel_label
 
 
 def test_it_takes_28_and_32_px_grayscale_and_refuses_the_rest(extractor):

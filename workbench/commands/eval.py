@@ -50,8 +50,8 @@ def add_arguments(parser) -> None:
     reference.add_argument("--save-reference", metavar="NPZ", help="also write the reference statistics here")
     features = parser.add_argument_group("features")
     features.add_argument("--extractor", default=AUTO, help="feature extractor: auto (the shipped "
-                          "fashion-mnist-classifier for grayscale images up to 32 px, else inception), inception, "
-                          "fashion-mnist-classifier or a plugin's")
+                          "fashion-classifier for grayscale images up to 32 px, else inception), inception, "
+                          "fashion-classifier or a plugin's")
     features.add_argument("--inception", metavar="PATH", default="", help="the FID Inception weights file "
                           "(pt_inception-2015-12-05-6726825d.pth) for offline use; also $DDPM_WORKBENCH_INCEPTION")
     output = parser.add_argument_group("output")

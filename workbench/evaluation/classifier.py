@@ -56,11 +56,11 @@ def to_input(images: torch.Tensor) -> torch.Tensor:
 class ClassifierFeatures:
     """The garment classifier's 128-d features, for grayscale images of at most 32x32."""
 
-    name = "fashion-mnist-classifier"
+    name = "fashion-classifier"
     version = VERSION
     dim = FEATURE_DIM
-    frechet_label = "FD_fashion-mnist-classifier"
-    kernel_label = "KD_fashion-mnist-classifier"
+    frechet_label = "FD_fashion-classifier"
+    kernel_label = "KD_fashion-classifier"
 
     def __init__(self, weights: Path):
         from workbench.evaluation.inception import WeightsError

@@ -24,7 +24,7 @@ from workbench.errors import PluginError, UsageError, did_you_mean
 
 AUTO = "auto"
 INCEPTION = "inception"
-SMALL_GRAYSCALE = "fashion-mnist-classifier"
+SMALL_GRAYSCALE = "fashion-classifier"
 
 
 def choose_extractor(name: str, channels: int, size: int) -> str:

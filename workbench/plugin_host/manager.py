@@ -33,7 +33,7 @@ DEFAULT_PLUGINS = (
     "workbench_plugins.samplers",
     "workbench_plugins.datasets",
     "workbench_plugins.backbones",
-    "workbench_plugins.feature_extractors",
+    "workbench_plugins.extractors",
 )
 
 HOOK_NAMES = tuple(KINDS.values())

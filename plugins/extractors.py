@@ -2,10 +2,10 @@
 
 - `inception`: Inception-v3 pool3, the network of published FIDs, through pytorch-fid (weights downloaded
   on first use, or `--inception PATH` / $DDPM_WORKBENCH_INCEPTION offline).
-- `fashion-mnist-classifier`: a small CNN (110,698 parameters; 436 KiB of float32 safetensors shipped in
+- `fashion-classifier`: a small CNN (110,698 parameters; 436 KiB of float32 safetensors shipped in
   this package) trained for two epochs on the 60,000 Fashion-MNIST training images by
   tools/train_feature_classifier.py: 90.6% accuracy on the 10,000 test images. Its numbers are labelled
-  FD_/KD_fashion-mnist-classifier, never FID.
+  FD_/KD_fashion-classifier, never FID.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ def inception(weights: str = ""):
     return InceptionFeatures(weights)
 
 
-def fashion_mnist_classifier():
+def fashion_classifier():
     from workbench.evaluation.classifier import ClassifierFeatures
 
     return ClassifierFeatures(CLASSIFIER_WEIGHTS)
@@ -34,7 +34,7 @@ def register_feature_extractors(register):
     register("inception", inception, params={"weights": ""},
              description="Inception-v3 pool3 (2048-d), the TF-ported FID weights via pytorch-fid: published FIDs",
              reference="Heusel et al. 2017; Szegedy et al. 2016")
-    register("fashion-mnist-classifier", fashion_mnist_classifier,
+    register("fashion-classifier", fashion_classifier,
              description="a small CNN trained on Fashion-MNIST (128-d features) for 28/32 px grayscale; offline, "
                          "fast on a CPU; not FID",
              reference="Xiao et al. 2017 (data)")
