@@ -6,7 +6,7 @@ headless, under torchrun, or by a TUI that has since quit):
     runs/<name>/
       config.toml          the resolved config the run uses
       status.json          state, step, total steps, pid, host, ... (replaced atomically)
-      metrics.jsonl        one StepMetrics per line
+      metrics.jsonl        one StepMetrics (or QualityMeasured) per line
       events.jsonl         every other event (started, samples, checkpoint, warning, state, finished, failed)
       samples/step_XXXXXXX.png   sample grids from fixed noise with EMA weights
       checkpoints/step_XXXXXXX.pt and latest.pt
@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 from typing import Any, Iterable
 
-from workbench.engine.events import Event, StepMetrics, event_from_dict
+from workbench.engine.events import Event, QualityMeasured, StepMetrics, event_from_dict
 from workbench.errors import UsageError
 
 CONTROL_COMMANDS = ("pause", "resume", "sample", "checkpoint", "stop")
@@ -122,7 +122,7 @@ class RunDirectory:
         atomic_write_text(self.config_path, toml_text)
 
     def append_event(self, event: Event) -> None:
-        target = self.metrics_path if isinstance(event, StepMetrics) else self.events_path
+        target = self.metrics_path if isinstance(event, (StepMetrics, QualityMeasured)) else self.events_path
         line = json.dumps(event.to_dict(), separators=(",", ":")) + "\n"
         with open(target, "a", encoding="utf-8") as f:
             f.write(line)
