@@ -16,7 +16,7 @@ from dataclasses import replace
 
 import torch
 
-from workbench.models import count_parameters, flops_per_image
+from workbench.backbones import count_parameters, flops_per_image
 from workbench_plugins.backbones import PRESETS, UNet, UNetConfig
 
 TINY = PRESETS["tiny"].config

@@ -94,7 +94,7 @@ def speed() -> None:
     inception_flops = counter.get_total_flops()
 
     from workbench.config import load_config
-    from workbench.models import build_backbone, flops_per_image
+    from workbench.backbones import build_backbone, flops_per_image
 
     cfg = load_config(None, ["backbone.name=unet", "backbone.preset=ddpm-cifar10"], search_cwd=False)
     unet = build_backbone(cfg.backbone, in_channels=3, out_channels=3, image_size=32)

@@ -1,5 +1,5 @@
 """Sampler speed: images per second for DDPM-1000, DDIM-50 and DPM-Solver++-20 through the real sampling
-path of `ddpm-workbench sample` (workbench.export.sampling.generate: batch on the device, per-image x_T,
+path of `ddpm-workbench sample` (workbench.sampling.generate.generate: batch on the device, per-image x_T,
 no host sync inside the step loop; bf16 autocast + channels_last on CUDA).
 
     python bench/bench_sample.py                          # tiny preset, batch 16, on cuda if present else cpu
@@ -20,8 +20,8 @@ import torch
 
 from workbench.config import load_config
 from workbench.diffusion import GaussianDiffusion, build_sampler
-from workbench.export.sampling import SampleSettings, generate, resolve_device
-from workbench.models import build_backbone, count_parameters, flops_per_image
+from workbench.sampling.generate import SampleSettings, generate, resolve_device
+from workbench.backbones import build_backbone, count_parameters, flops_per_image
 
 RUNS = (("ddpm", 1000), ("ddim", 50), ("dpm-solver++", 20))
 

@@ -48,7 +48,7 @@ def diffusers_ddpm_cifar10(in_channels: int, out_channels: int, image_size: int)
 
 def measure(label: str, overrides: list[str], args, backbone_factory=None) -> dict | None:
     """Train `args.windows` log windows of `args.steps` steps; img/s and MFU from all but the first."""
-    import workbench.models as models
+    import workbench.backbones as backbones
     from workbench.config import load_config
     from workbench.engine import train
 
@@ -59,16 +59,16 @@ def measure(label: str, overrides: list[str], args, backbone_factory=None) -> di
         "train.warmup_steps=10", "sample.steps=1", "sample.n=1", f"run.device={args.device}",
         f"train.compile={'true' if args.compile else 'false'}", *overrides], search_cwd=False)
     events = []
-    real_build = models.build_backbone
+    real_build = backbones.build_backbone
     if backbone_factory is not None:
-        models.build_backbone = lambda section, **kw: backbone_factory(**kw)
+        backbones.build_backbone = lambda section, **kw: backbone_factory(**kw)
     try:
         with tempfile.TemporaryDirectory() as tmp:
             started = time.perf_counter()
             train(cfg, run_dir=Path(tmp) / "run", on_event=events.append)
             wall = time.perf_counter() - started
     finally:
-        models.build_backbone = real_build
+        backbones.build_backbone = real_build
     metrics = [e for e in events if e.kind == "metrics"]
     steady = metrics[1:] or metrics
     start = next(e for e in events if e.kind == "started")
@@ -89,7 +89,7 @@ def interleaved(contestants: dict, args) -> dict[str, list[float]]:
     from workbench.config import load_config
     from workbench.diffusion import GaussianDiffusion
     from workbench.engine.setup import resolve_precision
-    from workbench.export.sampling import resolve_device
+    from workbench.sampling.generate import resolve_device
 
     cfg = load_config(None, [f"run.device={args.device}"], search_cwd=False)
     device = resolve_device(args.device)

@@ -250,7 +250,7 @@ def test_plugins_table_never_cuts_names(third_party_plugin, capsys, monkeypatch,
         assert max(len(line) for line in out.splitlines()) <= 80
     words = out.split()
     for name in ("example", "ddpm-workbench-example-plugin", "0.1.0", "polynomial", "scaled-linear,",
-                 "sigmoid-beta,", "dpm-solver++", "fashion-mnist,"):
+                 "sigmoid-beta,", "dpm-solver++,", "heun", "fashion-mnist,"):
         assert name in words, name
     if not terminal:  # piped: one line per plugin
         row = next(line for line in out.splitlines() if " example " in line)

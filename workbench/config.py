@@ -24,7 +24,7 @@ else:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib
 
 from workbench.errors import ConfigError, did_you_mean
-from workbench.plugin_host.registry import type_name
+from workbench.plugin_host.registry import Component, type_name
 
 DEFAULT_CONFIG_NAME = "workbench.toml"
 SEED_MAX = 2**63 - 1  # torch.manual_seed takes a signed 64-bit integer
@@ -152,12 +152,16 @@ PLUGIN_SECTIONS = {"dataset": "dataset", "schedule": "schedule", "backbone": "ba
 
 
 class Section(Mapping):
-    """One resolved section: attribute and item access to every key; `.params` holds the plugin's own."""
+    """One resolved section: attribute and item access to every key. A plugin section also carries the
+    component its `name` selected (`.component`, looked up once by `resolve`) and that plugin's own validated
+    keys (`.params`); the build functions take the section (see workbench.components)."""
 
-    def __init__(self, name: str, values: dict[str, Any], params: dict[str, Any] | None = None):
+    def __init__(self, name: str, values: dict[str, Any], params: dict[str, Any] | None = None,
+                 component: Component | None = None):
         object.__setattr__(self, "_name", name)
         object.__setattr__(self, "_values", dict(values))
         object.__setattr__(self, "params", dict(params or {}))
+        object.__setattr__(self, "component", component)
 
     def __getattr__(self, key: str) -> Any:
         values = object.__getattribute__(self, "_values")
@@ -184,11 +188,13 @@ class Section(Mapping):
 class Config:
     """A validated configuration. `cfg.train.lr`, `cfg.schedule.params`, `cfg.as_dict()`."""
 
-    def __init__(self, data: dict[str, dict[str, Any]], params: dict[str, dict[str, Any]], source: str):
+    def __init__(self, data: dict[str, dict[str, Any]], params: dict[str, dict[str, Any]], source: str,
+                 components: Mapping[str, Component] | None = None):
         self._data = data
         self.source = source  # where it came from, for messages: a path or "built-in defaults"
         for section, values in data.items():
-            object.__setattr__(self, section, Section(section, values, params.get(section)))
+            object.__setattr__(self, section, Section(section, values, params.get(section),
+                                                      (components or {}).get(section)))
 
     run: Section
     dataset: Section
@@ -370,7 +376,11 @@ def check_host_value(section: str, key: str, value: Any, spec: Key) -> Any:
 
 
 def resolve(raw: Mapping[str, Any], *, source: str = "built-in defaults", host=None) -> Config:
-    """Validate a raw nested dict (from TOML plus overrides) into a `Config`."""
+    """Validate a raw nested dict (from TOML plus overrides) into a `Config`.
+
+    Each plugin section's component is looked up in `host` here, once, and kept on the section with its
+    validated parameters (see workbench.components). `host` None means the process-wide plugin host: this
+    is the one place that falls back to it."""
     for section, table in raw.items():
         if section not in SCHEMA:
             raise ConfigError(f"unknown config section [{section}]{did_you_mean(section, SCHEMA)}; "
@@ -384,6 +394,7 @@ def resolve(raw: Mapping[str, Any], *, source: str = "built-in defaults", host=N
 
     data: dict[str, dict[str, Any]] = {}
     params: dict[str, dict[str, Any]] = {}
+    components: dict[str, Component] = {}
     for section, keys in SCHEMA.items():
         table = dict(raw.get(section, {}))
         values = {}
@@ -400,7 +411,7 @@ def resolve(raw: Mapping[str, Any], *, source: str = "built-in defaults", host=N
                 raise ConfigError(f"[{section}] unknown key {key!r}{did_you_mean(key, keys)}; "
                                   f"keys are: {', '.join(keys)}")
         else:
-            component = host.get(kind, values["name"], section=section)
+            component = components[section] = host.get(kind, values["name"], section=section)
             table = {key: unwrap(value, component.params.get(key)) for key, value in table.items()}
             for key, value in table.items():
                 default = component.params.get(key)
@@ -417,7 +428,7 @@ def resolve(raw: Mapping[str, Any], *, source: str = "built-in defaults", host=N
             values.update(params[section])
         data[section] = values
     cross_checks(data, given=raw)
-    return Config(data, params, source)
+    return Config(data, params, source, components)
 
 
 def cross_checks(data: dict[str, dict[str, Any]], given: Mapping[str, Any]) -> None:

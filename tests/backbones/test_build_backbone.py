@@ -1,4 +1,4 @@
-"""workbench.models: building any registered backbone, the host's checks, parameters and FLOPs."""
+"""workbench.backbones: building any registered backbone, the host's checks, parameters and FLOPs."""
 
 from __future__ import annotations
 
@@ -10,14 +10,14 @@ from torch import nn
 
 from workbench.config import Section
 from workbench.errors import ConfigError, PluginError
-from workbench.models import (
+from workbench.backbones import (
     build_backbone,
     count_parameters,
     describe_backbone,
     describe_registered_backbones,
     flops_per_image,
 )
-from workbench.plugin_host import PluginHost, hookimpl
+from workbench.plugin_host import PluginHost, get_host, hookimpl
 from workbench.plugin_host.manager import PluginInfo
 from workbench_plugins.backbones import UNet, UNetConfig
 
@@ -57,16 +57,20 @@ def host_with(plugin, name="test-backbones", **kw) -> PluginHost:
     return host
 
 
-def section(name: str, **params) -> Section:
-    return Section("backbone", {"name": name, **params}, params)
+def section(name: str, host=None, **params) -> Section:
+    """A resolved cfg.backbone: the component looked up in `host` (default: the process-wide one) and its
+    params validated, as workbench.config.resolve does."""
+    component = (host or get_host()).get("backbone", name, section="backbone")
+    return Section("backbone", {"name": name, **params}, component.resolve_params(params, section="backbone"),
+                   component)
 
 
 def test_a_wrapped_plain_module_builds_through_a_class_based_plugin():
     host = host_with(PlainConvPlugin())
     component = host.get("backbone", "plain-conv")
     params = component.resolve_params({"width": 4}, section="backbone")
-    model = build_backbone(section("plain-conv", **params), in_channels=3, out_channels=6, image_size=12,
-                           host=host)
+    model = build_backbone(section("plain-conv", host=host, **params), in_channels=3, out_channels=6,
+                           image_size=12)
     assert model.net.conv_in.out_channels == 4
     x = torch.randn(5, 3, 12, 12)
     assert model(x, torch.randint(0, 1000, (5,))).shape == (5, 6, 12, 12)
@@ -88,7 +92,7 @@ def make_plugin(factory, params=None):
 
 def build_broken(factory, **kw):
     host = make_plugin(factory)
-    return build_backbone(section("broken"), in_channels=1, out_channels=1, image_size=8, host=host, **kw)
+    return build_backbone(section("broken", host=host), in_channels=1, out_channels=1, image_size=8, **kw)
 
 
 @pytest.mark.parametrize("factory, says", [
@@ -242,6 +246,6 @@ def test_the_documented_diffusers_wrapper_builds_when_diffusers_is_installed():
             register("diffusers-unet", DiffusersUNet, params={"width": 64}, description="diffusers UNet2DModel")
 
     host = host_with(Plugin(), builtins=())
-    model = build_backbone(section("diffusers-unet", width=32), in_channels=1, out_channels=2, image_size=16,
-                           host=host)
+    model = build_backbone(section("diffusers-unet", host=host, width=32), in_channels=1, out_channels=2,
+                           image_size=16)
     assert isinstance(model.net, diffusers.UNet2DModel)

@@ -6,7 +6,7 @@ import pytest
 
 from workbench.config import Section
 from workbench.errors import ConfigError
-from workbench.models import build_backbone
+from workbench.backbones import build_backbone
 from workbench.plugin_host import PluginHost
 from workbench_plugins.backbones import PRESETS, build_unet
 from workbench_plugins.backbones.presets import level_sizes, merge
@@ -82,8 +82,9 @@ def test_heads_that_do_not_divide_an_attended_level(unet_component):
     assert "set num_heads or head_channels, not both" in refusal(unet_component, num_heads=2, head_channels=16)
 
 
-def test_attention_resolution_that_never_occurs_is_a_config_error_from_the_factory():
-    section = Section("backbone", {"name": "unet"}, {"preset": "fashion-mnist-64", "attention_resolutions": [16]})
+def test_attention_resolution_that_never_occurs_is_a_config_error_from_the_factory(unet_component):
+    section = Section("backbone", {"name": "unet"}, {"preset": "fashion-mnist-64", "attention_resolutions": [16]},
+                      unet_component)
     with pytest.raises(ConfigError, match=r"attention_resolutions = \[16\]: 16 never occurs at image size 28 "
                                           r"with 4 levels \(sizes 28, 14, 7, 4\)"):
         build_backbone(section, in_channels=1, out_channels=1, image_size=28)

@@ -165,10 +165,10 @@ def test_a_third_party_factory_returning_garbage_is_named():
         "x", images=torch.zeros(2, 1, 8, 8)), "acme-data"))
     host.registries["dataset"].add(Component("dataset", "crashy", lambda: 1 / 0, "acme-data"))
     for name, message in (("broken", "returned Tensor, not a workbench.data"),
-                          ("floaty", "returned images torch.float32 .* must be a uint8 tensor"), ("crashy", "failed: ZeroDivisionError")):
+                          ("floaty", "returned images torch.float32 .* must be a uint8 tensor"), ("crashy", "failed to build: ZeroDivisionError")):
         cfg = load_config(None, [f"dataset.name={name}"], host=host, search_cwd=False)
         with pytest.raises(PluginError, match=f"dataset '{name}' \\(plugin acme-data\\) {message}"):
-            build_dataset(cfg.dataset, host=host)
+            build_dataset(cfg.dataset)
 
 
 def test_mirror_table_and_where_flips_give_the_same_batches(indexed, monkeypatch):

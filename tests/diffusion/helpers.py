@@ -3,22 +3,28 @@
 from __future__ import annotations
 
 import math
-from types import SimpleNamespace
-
 import torch
 
-from workbench.plugin_host import PluginHost
+from workbench.config import Section
+from workbench.plugin_host import PluginHost, get_host
 from workbench.plugin_host.manager import PluginInfo
 
 
-def schedule_section(name: str, timesteps: int = 1000, zero_terminal_snr: bool = False, **params):
-    """Stands in for cfg.schedule."""
-    return SimpleNamespace(name=name, timesteps=timesteps, zero_terminal_snr=zero_terminal_snr, params=params)
+def schedule_section(name: str, timesteps: int = 1000, zero_terminal_snr: bool = False, host=None, **params):
+    """A resolved cfg.schedule: the component looked up in `host` (default: the process-wide one) and its
+    params validated, as workbench.config.resolve does."""
+    return resolved_section("schedule", "schedule", name, host, params,
+                            timesteps=timesteps, zero_terminal_snr=zero_terminal_snr)
 
 
-def sample_section(name: str, **params):
-    """Stands in for cfg.sample."""
-    return SimpleNamespace(name=name, params=params)
+def sample_section(name: str, host=None, **params):
+    """A resolved cfg.sample (see schedule_section)."""
+    return resolved_section("sample", "sampler", name, host, params)
+
+
+def resolved_section(section: str, kind: str, name: str, host, params: dict, **values) -> Section:
+    component = (host or get_host()).get(kind, name, section=section)
+    return Section(section, {"name": name, **values}, component.resolve_params(params, section=section), component)
 
 
 def host_with(plugin: object, name: str = "testplug") -> PluginHost:
@@ -41,10 +47,13 @@ def linear_alpha_bars(timesteps: int = 1000) -> torch.Tensor:
 def optimal_model(alpha_bars: torch.Tensor, mu: float, s: float, prediction: str):
     """The exact network for data x0 ~ N(mu, s^2 I): with a = sqrt(ab), b = sqrt(1 - ab) and x_t = a x0 + b eps,
     E[eps | x_t] = b (x_t - a mu) / (a^2 s^2 + b^2), E[x0 | x_t] = mu + a s^2 (x_t - a mu) / (a^2 s^2 + b^2),
-    E[v | x_t] = a E[eps | x_t] - b E[x0 | x_t] (v is linear in eps and x0)."""
+    E[v | x_t] = a E[eps | x_t] - b E[x0 | x_t] (v is linear in eps and x0).
+
+    A fractional t (a float tensor) takes sigma = sqrt((1 - ab) / ab) interpolated linearly in log-sigma
+    between the neighbouring table entries, then ab = 1 / (1 + sigma^2)."""
 
     def model_fn(x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        ab = alpha_bars.to(x_t.device)[t].reshape(-1, *([1] * (x_t.dim() - 1)))
+        ab = alpha_bars_at(alpha_bars.to(x_t.device), t).reshape(-1, *([1] * (x_t.dim() - 1)))
         a, b = ab.sqrt(), (1.0 - ab).sqrt()
         x = x_t.double()
         variance = a * a * s * s + b * b
@@ -54,6 +63,18 @@ def optimal_model(alpha_bars: torch.Tensor, mu: float, s: float, prediction: str
         return out.float()
 
     return model_fn
+
+
+def alpha_bars_at(alpha_bars: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """alpha-bar at timesteps t: table entries for integer tensors, log-sigma interpolation for float ones."""
+    if not t.is_floating_point():
+        return alpha_bars[t]
+    log_sigmas = 0.5 * (torch.log1p(-alpha_bars) - torch.log(alpha_bars))
+    t = t.double()
+    low = t.floor().clamp(0, len(alpha_bars) - 2).long()
+    w = t - low
+    log_sigma = (1 - w) * log_sigmas[low] + w * log_sigmas[low + 1]
+    return 1.0 / (1.0 + torch.exp(2 * log_sigma))
 
 
 def normal_quantiles(n: int) -> torch.Tensor:

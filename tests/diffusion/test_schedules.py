@@ -195,7 +195,7 @@ def bad_host():
 def test_an_invalid_schedule_is_refused_naming_schedule_plugin_and_index(bad_host, name, message):
     with pytest.raises(PluginError, match=rf"schedule '{name}' \(plugin badplug\) at timesteps = 20 is invalid: "
                                           + message):
-        build_schedule(schedule_section(name, 20), host=bad_host)
+        build_schedule(schedule_section(name, 20, host=bad_host))
 
 
 @pytest.mark.parametrize("name, timesteps", [("underflow", 5000), ("const", 100_000)])
@@ -203,19 +203,19 @@ def test_alpha_bar_underflow_is_named(bad_host, name, timesteps):
     # beta = 0.9 reaches exactly 0; beta = 0.02 stalls in float64's subnormal range instead.
     with pytest.raises(PluginError, match=rf"schedule '{name}' \(plugin \w+\) at timesteps = {timesteps} is invalid: "
                                           r"alpha-bar.*\d+.* underflowed"):
-        build_schedule(schedule_section(name, timesteps), host=bad_host)
+        build_schedule(schedule_section(name, timesteps, host=bad_host))
 
 
 def test_valid_returns_are_accepted_and_made_float64(bad_host):
     for name in ("one-at-end", "numpy", "float32"):
-        betas = build_schedule(schedule_section(name, 20), host=bad_host)
+        betas = build_schedule(schedule_section(name, 20, host=bad_host))
         assert betas.dtype == torch.float64 and betas.shape == (20,)
 
 
 def test_a_plugin_that_raises_is_named(bad_host):
-    with pytest.raises(PluginError, match=r"schedule 'raises' \(plugin badplug\) failed at timesteps = 20: "
+    with pytest.raises(PluginError, match=r"schedule 'raises' \(plugin badplug\) failed to build at timesteps = 20: "
                                           "ZeroDivisionError"):
-        build_schedule(schedule_section("raises", 20), host=bad_host)
+        build_schedule(schedule_section("raises", 20, host=bad_host))
 
 
 def test_an_unknown_schedule_name_is_a_config_error():

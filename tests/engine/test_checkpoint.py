@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import os
+import shutil
+from pathlib import Path
 
 import pytest
 import torch
 
+from workbench.config import resolve
 from workbench.engine import checkpoint as ckpt
+from workbench.engine.distributed import Distributed
+from workbench.engine.setup import build_training_run
 from workbench.errors import CheckpointError
 
 
@@ -119,3 +124,63 @@ def test_find_run_checkpoint_explains_a_run_without_one(tmp_path):
         ckpt.find_run_checkpoint("nope", tmp_path)
     ckpt.save_checkpoint(run.checkpoints_dir / "step_0000005.pt", state(5))
     assert ckpt.find_run_checkpoint("latest", tmp_path).name == "step_0000005.pt"
+
+
+# -- the training-state codec -----------------------------------------------------------------------
+
+V1_KEYS = {"format", "version", "step", "config", "channels", "image_size", "out_channels", "model", "ema",
+           "optimizer", "scaler", "lr_schedule", "rng", "data_ranks", "metric_window", "world_size", "elapsed_s"}
+
+
+# Written by the engine as it was at commit 94c2e01, before the codec moved here (a 3-step run: synthetic 8 px
+# data, a unet of base_channels 4, T = 10, fp32 on the CPU). Any later version-1 writer must stay loadable.
+V1_FILE = Path(__file__).parent / "data" / "checkpoint_v1.pt"
+
+
+@pytest.fixture
+def training_run(tmp_path):
+    from tests.engine.conftest import tiny_config
+
+    cfg = tiny_config(tmp_path)
+    return lambda resume=None: build_training_run(cfg, Distributed(), torch.device("cpu"), resume)
+
+
+def test_the_codec_writes_exactly_the_version_1_keys(training_run):
+    run = training_run()
+    state = ckpt.encode_training_state(run, 3, data_ranks=[run.data.state_dict()],
+                                       rng_ranks=[ckpt.rank_rng_state(run.device)], elapsed_s=2.0)
+    assert set(state) == V1_KEYS and (state["format"], state["version"]) == (ckpt.FORMAT, 1)
+
+
+def test_a_checkpoint_written_before_the_change_restores_every_piece():
+    from workbench.engine.setup import ResumePoint
+
+    state = ckpt.load_checkpoint(V1_FILE)
+    assert state["version"] == 1 and set(state) == V1_KEYS
+    cfg = resolve(state["config"], source="v1 checkpoint")
+    run = build_training_run(cfg, Distributed(), torch.device("cpu"), ResumePoint(None, V1_FILE, state))
+    assert (run.step, run.start_step, run.last_log_step, run.last_checkpoint) == (3, 3, 3, (3, V1_FILE))
+    assert run.elapsed_before == state["elapsed_s"] > 0
+    for key, value in state["model"].items():
+        assert torch.equal(run.model.state_dict()[key], value), key
+    for key, value in state["ema"].items():
+        assert torch.equal(run.ema.state_dict()[key], value), key
+    assert run.data.state_dict() == state["data_ranks"][0]
+    assert torch.equal(run.noise_generator.get_state(), state["rng"]["noise"])
+    assert torch.equal(run.window.values, state["metric_window"]["values"])
+
+
+def test_a_run_checkpointed_before_the_change_trains_on(tmp_path):
+    from tests.engine.conftest import Recorder
+    from workbench.engine import train
+
+    folder = tmp_path / "v1" / "checkpoints"
+    folder.mkdir(parents=True)
+    shutil.copy(V1_FILE, folder / "latest.pt")
+    cfg = resolve(ckpt.load_checkpoint(V1_FILE)["config"]).with_overrides([f"run.dir={tmp_path}", "train.steps=5"])
+    (tmp_path / "v1" / "config.toml").write_text(cfg.to_toml())
+    recorder = Recorder()
+    train(cfg, resume="v1", on_event=recorder)
+    assert recorder.of("started")[0].start_step == 3 and recorder.of("finished")[0].step == 5
+    resumed = ckpt.load_checkpoint(folder / "latest.pt")
+    assert resumed["step"] == 5 and set(resumed) == V1_KEYS

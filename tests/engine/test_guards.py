@@ -33,12 +33,12 @@ class Poisoned(nn.Module):
 @pytest.fixture
 def poison(monkeypatch):
     """poison(calls) makes the next backbone the engine builds return NaN on those training steps."""
-    import workbench.models as models
+    import workbench.backbones as backbones
 
-    real = models.build_backbone
+    real = backbones.build_backbone
 
     def arm(bad_calls):
-        monkeypatch.setattr(models, "build_backbone",
+        monkeypatch.setattr(backbones, "build_backbone",
                             lambda *a, **kw: Poisoned(real(*a, **kw), bad_calls))
 
     return arm

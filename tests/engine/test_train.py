@@ -12,9 +12,10 @@ from PIL import Image
 
 from tests.engine.conftest import Recorder, StopAfter, jsonl, metric_losses, tiny_config
 from workbench.engine import train
-from workbench.engine.checkpoint import load_checkpoint, load_for_sampling
+from workbench.engine.checkpoint import load_checkpoint
+from workbench.sampling.model import load_for_sampling
 from workbench.engine.events import event_from_dict
-from workbench.engine.rundir import RunDirectory
+from workbench.engine.rundir import RunDirectory, status_update
 from workbench.errors import CheckpointError, DatasetError, UsageError
 
 
@@ -45,6 +46,24 @@ def test_run_directory_holds_config_metrics_samples_checkpoints_and_status(finis
     assert names == ["latest.pt", "step_0000006.pt", "step_0000012.pt"]
     status = run.read_status()
     assert status["state"] == "finished" and status["step"] == 12 and status["total_steps"] == 12
+
+
+def status_from_events(run: RunDirectory) -> dict:
+    """status.json as the events on disk say it should be: each event's `status_update`, in order."""
+    status: dict = {}
+    for event in sorted(run.history(), key=lambda e: e.time):
+        update = status_update(event)
+        if update is not None:
+            state, fields = update
+            status.update(fields, state=state or status.get("state", "running"))
+    return status
+
+
+def test_status_json_is_what_the_published_events_say(finished_run):
+    run, _ = finished_run
+    written = {k: v for k, v in run.read_status().items() if k not in ("pid", "host", "updated_at")}
+    assert written == status_from_events(run)
+    assert written["state"] == "finished" and written["last_checkpoint"].endswith("step_0000012.pt")
 
 
 def test_events_reach_on_event_and_the_jsonl_files_alike(finished_run):
@@ -145,7 +164,9 @@ def test_control_channel_drives_sample_checkpoint_pause_resume_and_stop(tmp_path
             run.send_control("sample")
             run.send_control("checkpoint")
             run.send_control("pause")
-        elif event.kind == "state" and event.state == "paused":
+        if event.kind == "state":  # status.json is already written from the event the consumer sees
+            holder.setdefault("status", []).append(run.read_status()["state"])
+        if event.kind == "state" and event.state == "paused":
             run.send_control("resume")
         elif event.kind == "metrics" and event.step == 4:
             run.send_control("stop")
@@ -156,7 +177,8 @@ def test_control_channel_drives_sample_checkpoint_pause_resume_and_stop(tmp_path
     assert [e.step for e in recorder.of("samples")] == [0]
     assert [e.step for e in recorder.of("checkpoint")] == [0, 4]
     assert [(e.state, e.step) for e in recorder.of("state")] == [("paused", 0), ("resumed", 0), ("stopping", 4)]
-    assert recorder.of("finished")[0].stopped_early
+    assert holder["status"] == ["paused", "running", "stopping"]
+    assert recorder.of("finished")[0].stopped_early and run.read_status()["state"] == "stopped"
     assert list(run.control_dir.iterdir()) == []
 
 
@@ -250,6 +272,7 @@ def test_an_abort_is_recorded_as_failed_in_status_and_events_alike(tmp_path):
     failed = [e for e in jsonl(run.events_path) if e["kind"] == "failed"]
     assert len(failed) == 1 and "aborted by a second Ctrl-C" in failed[0]["message"]
     assert run.read_status()["state"] == "failed"
+    assert run.read_status()["message"] == status_from_events(run)["message"] == failed[0]["message"]
 
 
 def test_resume_with_a_run_dir_elsewhere_is_refused(tmp_path):

@@ -32,7 +32,7 @@ def host(monkeypatch, tmp_path):
 def tiny_model():
     from workbench.config import load_config
     from workbench.diffusion import GaussianDiffusion
-    from workbench.models import build_backbone
+    from workbench.backbones import build_backbone
 
     cfg = load_config(None, TINY, search_cwd=False)
     torch.manual_seed(0)
@@ -42,7 +42,7 @@ def tiny_model():
 
 def evaluator(cfg, host, **kwargs) -> TrainingEvaluator:
     return TrainingEvaluator(dataset_section=cfg.dataset, channels=1, image_size=16, samples=24,
-                             extractor="mean-pool", steps=2, host=host, **kwargs)
+                             extractor="mean-pool", steps=2, **kwargs)
 
 
 def test_an_evaluation_scores_samples_and_the_first_is_best(tiny_model, host):

@@ -60,6 +60,8 @@ async def test_the_form_starts_from_the_config_and_its_overrides(in_tmp_cwd, tmp
         assert app.screen.query_one("#schedule-name", Select).value == "cosine"
         names = [str(option[0]) for option in app.screen.query_one("#dataset-name", Select)._options]
         assert "synthetic" in names and "fashion-mnist" in names  # from the plugin registry
+        samplers = [str(option[0]) for option in app.screen.query_one("#sample-name", Select)._options]
+        assert {"ddpm", "ddim", "dpm-solver++", "heun"} <= set(samplers)  # every registered sampler, heun too
 
 
 async def test_errors_appear_under_the_field_as_you_type(config, tmp_path):

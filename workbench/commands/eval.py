@@ -141,7 +141,7 @@ def sample_run(args, bundle, n: int, device, progress) -> tuple:
 
     from workbench.commands.sample import sample_section_for
     from workbench.diffusion import build_sampler
-    from workbench.export.sampling import SampleSettings, generate
+    from workbench.sampling.generate import SampleSettings, generate
 
     options = SimpleNamespace(sampler=args.sampler, steps=args.steps, eta=None, sample_set=[])
     section = sample_section_for(options, bundle.cfg)
@@ -163,8 +163,9 @@ def run(args) -> int:
     from workbench.evaluation.extractors import build_extractor, check_images_for, choose_extractor, extract_features
     from workbench.evaluation.inputs import load_images
     from workbench.evaluation.reference import dataset_reference, load_reference_npz, save_reference_npz
-    from workbench.export.outputs import OutputPlan
-    from workbench.export.sampling import resolve_device, sampling_dtype
+    from workbench.sampling.outputs import OutputPlan
+    from workbench.sampling.generate import resolve_device
+    from workbench.sampling.model import sampling_dtype
 
     check_arguments(args)
     warn_plugin_failures()
@@ -181,7 +182,7 @@ def run(args) -> int:
             what = f"{len(images)} images from {args.samples}"
             channels, size = int(images.shape[1]), int(images.shape[2])
         else:
-            from workbench.engine.checkpoint import load_for_sampling
+            from workbench.sampling.model import load_for_sampling
 
             sampling_dtype(args.precision, device)
             checkpoint = str(best_checkpoint(args.run, args.dir)) if args.best else args.checkpoint

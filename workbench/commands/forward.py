@@ -21,7 +21,7 @@ def add_arguments(parser) -> None:
 
 def parse_timesteps(text: str | None, timesteps: int) -> list[int]:
     from workbench.errors import UsageError
-    from workbench.export.forward import default_timesteps
+    from workbench.sampling.forward import default_timesteps
 
     if text is None:
         return default_timesteps(timesteps)
@@ -76,11 +76,11 @@ def run(args) -> int:
     from workbench.commands.sample import plural
     from workbench.data import build_dataset
     from workbench.diffusion import GaussianDiffusion
-    from workbench.engine.grid import png_bytes
-    from workbench.export.forward import forward_block, forward_strip
-    from workbench.export.outputs import OutputPlan
-    from workbench.export.progression import default_scale
-    from workbench.export.seeding import starting_noise
+    from workbench.pictures import png_bytes
+    from workbench.sampling.forward import forward_block, forward_strip
+    from workbench.sampling.outputs import OutputPlan
+    from workbench.sampling.progression import default_scale
+    from workbench.sampling.seeding import starting_noise
 
     cfg = load_config_from_args(args)
     timesteps = parse_timesteps(args.timesteps, cfg.schedule.timesteps)

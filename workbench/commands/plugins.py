@@ -18,7 +18,7 @@ def run(args) -> int:
     host = get_host()
     listing = host.listing()
     if args.describe:
-        from workbench.models import describe_registered_backbones
+        from workbench.backbones import describe_registered_backbones
 
         listing["backbones"] = describe_registered_backbones(host)
     if args.json:

@@ -1,7 +1,7 @@
 """`ddpm-workbench sample`: images from a trained run or checkpoint, as a PNG grid, PNG files or an .npz.
 
 Everything the user can get wrong is checked before sampling starts (run/checkpoint, sampler, --eta,
---steps, every output path), and outputs appear whole at the end or not at all (workbench.export.outputs).
+--steps, every output path), and outputs appear whole at the end or not at all (workbench.sampling.outputs).
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ def rate_text(count: int, seconds: float) -> str:
 
 
 def add_arguments(parser) -> None:
-    from workbench.export.defaults import (DEFAULT_FRAMES, DEFAULT_PROGRESSION_IMAGES, DEFAULT_STRIP_COLUMNS,
+    from workbench.sampling.defaults import (DEFAULT_FRAMES, DEFAULT_PROGRESSION_IMAGES, DEFAULT_STRIP_COLUMNS,
                                            FORMATS, PRECISIONS)
 
     source = parser.add_argument_group("model")
@@ -182,7 +182,7 @@ def parse_sample_sets(items: list[str]) -> dict:
 
 
 def reserve_outputs(args, plan) -> dict:
-    from workbench.export.defaults import DEFAULT_OUT, SUFFIXES
+    from workbench.sampling.defaults import DEFAULT_OUT, SUFFIXES
 
     out = args.out or DEFAULT_OUT[args.format]
     reserved = {}
@@ -206,8 +206,8 @@ def progress_bar(quiet: bool):
 
 
 def write_outputs(args, reserved, result, recorder, image_size: int) -> None:
-    from workbench.engine.grid import png_bytes
-    from workbench.export import formats, progression
+    from workbench.pictures import png_bytes
+    from workbench.sampling import formats, progression
 
     out = reserved["out"]
     if args.format == "grid":
@@ -230,10 +230,10 @@ def write_outputs(args, reserved, result, recorder, image_size: int) -> None:
 def run(args) -> int:
     from workbench.cli import warn_plugin_failures
     from workbench.diffusion import build_sampler
-    from workbench.engine.checkpoint import load_for_sampling
-    from workbench.export.outputs import OutputPlan
-    from workbench.export.progression import ProgressionRecorder
-    from workbench.export.sampling import SampleSettings, generate, resolve_device, sampling_dtype
+    from workbench.sampling.outputs import OutputPlan
+    from workbench.sampling.progression import ProgressionRecorder
+    from workbench.sampling.generate import SampleSettings, generate, resolve_device
+    from workbench.sampling.model import load_for_sampling, sampling_dtype
 
     check_source(args)
     warn_plugin_failures()
@@ -280,7 +280,7 @@ def run(args) -> int:
 
 def check_label(args, cfg) -> None:
     from workbench.errors import UsageError
-    from workbench.export.sampling import class_count
+    from workbench.sampling.generate import class_count
 
     if args.label is None:
         return

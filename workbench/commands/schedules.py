@@ -29,9 +29,10 @@ def run(args) -> int:
         raise UsageError(f"--timesteps {timesteps}: T must be at least 2")
 
     from workbench.diffusion import schedule_table
+    from workbench.plugin_host import get_host
 
     # The configured schedule is shown with its configured parameters; the others with their defaults.
-    rows = schedule_table(timesteps=timesteps, zero_terminal_snr=cfg.schedule.zero_terminal_snr,
+    rows = schedule_table(get_host(), timesteps=timesteps, zero_terminal_snr=cfg.schedule.zero_terminal_snr,
                           params={cfg.schedule.name: cfg.schedule.params})
     for row in rows:
         row["selected"] = row["name"] == cfg.schedule.name

@@ -1,8 +1,9 @@
 """`build_dataset`: a config's [dataset] section -> `ImageBatches` on the training device.
 
-Steps: call the selected plugin's factory with its params, check what it returned, keep the first `limit`
-images, take this rank's shard (images[rank::world_size]), pad to `pad_to`, check the images are square,
-resolve flip = "auto" to the dataset's own default, and put in-memory data on the device.
+Steps: call the selected plugin's factory with its params (under workbench.components' error policy),
+check what it returned, keep the first `limit` images, take this rank's shard (images[rank::world_size]),
+pad to `pad_to`, check the images are square, resolve flip = "auto" to the dataset's own default, and put
+in-memory data on the device.
 """
 
 from __future__ import annotations
@@ -11,29 +12,27 @@ from typing import Any
 
 import torch
 
+from workbench.components import call_factory, chosen, label
 from workbench.data.batches import EpochOrder, ImageBatches, InMemoryBatches, ShardView, StreamingBatches
 from workbench.data.preprocess import pad_images, padded_size, square_size
-from workbench.data.source import ImageSource, InMemoryImages, StreamingImages
-from workbench.errors import DatasetError, PluginError, WorkbenchError
+from workbench.data.source import InMemoryImages, StreamingImages
+from workbench.errors import DatasetError, PluginError
 
 
 def build_dataset(dataset_section: Any, *, device: torch.device | str = "cpu", rank: int = 0, world_size: int = 1,
-                  seed: int = 0, host=None) -> ImageBatches:
+                  seed: int = 0) -> ImageBatches:
     """Build the batches that rank `rank` of `world_size` trains on.
 
-    `dataset_section` is `cfg.dataset` (name, pad_to, flip, limit and the plugin's params); `host` None means
-    the process-wide plugin host. Raises DatasetError (data missing or unreadable) or PluginError (a plugin
-    returned something that is not an ImageSource).
+    `dataset_section` is a resolved `cfg.dataset` (its component, name, pad_to, flip, limit and the plugin's
+    params). Raises DatasetError (data missing or unreadable), ConfigError or PluginError (the factory failed,
+    see workbench.components, or returned something that is not an ImageSource).
     """
-    if host is None:
-        from workbench.plugin_host import get_host
-
-        host = get_host()
     if not 0 <= rank < world_size:
         raise ValueError(f"rank {rank} is not in 0..{world_size - 1}")
     name = dataset_section.name
-    component = host.get("dataset", name, section="dataset")
-    source = call_factory(component, host, dict(dataset_section.params))
+    component = chosen(dataset_section)
+    source = call_factory(component, section="dataset", **dataset_section.params)
+    check_source(source, label(component))
     where = f"dataset {name!r}"
 
     total = source.num_images
@@ -73,24 +72,6 @@ def build_dataset(dataset_section: Any, *, device: torch.device | str = "cpu", r
                      source.has_labels, where)
     order = EpochOrder(len(indices), seed, rank, device)
     return StreamingBatches(view, num_workers=source.num_workers, order=order, **common)
-
-
-def call_factory(component, host, params: dict[str, Any]) -> ImageSource:
-    """Run a dataset factory; a third-party plugin's crash or wrong return value becomes a PluginError that
-    names it. Built-in plugins are part of this program, so their bugs keep their tracebacks."""
-    info = getattr(host, "plugins", {}).get(component.plugin)
-    builtin = info is not None and info.origin == "built-in"
-    label = f"dataset {component.name!r} (plugin {component.plugin})"
-    try:
-        source = component.factory(**params)
-    except WorkbenchError:
-        raise
-    except Exception as exc:  # noqa: BLE001
-        if builtin:
-            raise
-        raise PluginError(f"{label} failed: {type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}") from exc
-    check_source(source, label)
-    return source
 
 
 def check_source(source: Any, label: str) -> None:

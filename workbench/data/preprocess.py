@@ -1,4 +1,4 @@
-"""Pixel preprocessing shared by every dataset: uint8 <-> [-1, 1], padding, resizing, flips.
+"""Pixel preprocessing shared by every dataset: uint8 -> [-1, 1], padding, resizing, flips.
 
 DDPM (Ho et al. 2020, section 3.3) scales pixel values {0..255} linearly to [-1, 1].
 """
@@ -14,11 +14,6 @@ from workbench.errors import DatasetError
 def to_unit_range(images: torch.Tensor) -> torch.Tensor:
     """uint8 0..255 -> float32 in [-1, 1] as x / 127.5 - 1 (Ho et al. 2020), on the tensor's device."""
     return torch.div(images, 127.5).sub_(1.0)  # uint8 / float -> float32 in one kernel
-
-
-def to_uint8(images: torch.Tensor) -> torch.Tensor:
-    """float in [-1, 1] -> uint8 0..255 (the inverse of `to_unit_range`, rounded and clamped)."""
-    return ((images.float() + 1.0) * 127.5).round_().clamp_(0, 255).to(torch.uint8)
 
 
 def pad_amounts(height: int, width: int, pad_to: int) -> tuple[int, int, int, int]:

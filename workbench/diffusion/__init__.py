@@ -7,19 +7,25 @@ Pure torch; no UI or engine imports. Public API (other layers import only these 
     loss, t = diffusion.training_losses(model_fn, x0, generator=g, weighting="min-snr")
     sampler = build_sampler(cfg.sample)
     images = sample_images(model_fn, diffusion, sampler, (16, 1, 32, 32), steps=50, generator=g, device=device)
-    rows = schedule_table(timesteps=1000)                     # for `ddpm-workbench schedules`
+    rows = schedule_table(get_host(), 1000)                  # for `ddpm-workbench schedules`
 
-Third-party samplers implement the `Sampler` protocol (workbench.diffusion.sampling explains it).
+Third-party samplers implement the `Sampler` protocol (workbench.diffusion.sampling explains it): they read
+the public `diffusion.schedule` (a NoiseSchedule) in `set_timesteps(schedule, steps, device)` and own their
+`step(index, x, denoise, generator)`, calling `denoise(x, t) -> pred_x0` as often as they need. A sampler
+class marks this protocol with `calls_denoise = True`; one without the marker is run as before, through an
+adapter: `set_timesteps(diffusion, ...)` and `step(index, x_t, pred_x0, generator)` with one network call.
 """
 
 from workbench.diffusion.gaussian import GaussianDiffusion
 from workbench.diffusion.noise import PerImageGenerators, randn
+from workbench.diffusion.noise_schedule import NoiseSchedule, Posterior, posterior_coefficients
 from workbench.diffusion.parametrization import PREDICTIONS, WEIGHTINGS
 from workbench.diffusion.sampling import (
     Sampler,
     SamplerStep,
     build_sampler,
     dynamic_threshold_x0,
+    make_denoiser,
     process_x0,
     sample_images,
 )
@@ -32,6 +38,8 @@ from workbench.diffusion.schedule import (
 
 __all__ = [
     "GaussianDiffusion",
+    "NoiseSchedule",
+    "Posterior",
     "PREDICTIONS",
     "WEIGHTINGS",
     "Sampler",
@@ -40,8 +48,10 @@ __all__ = [
     "build_schedule",
     "check_betas",
     "dynamic_threshold_x0",
+    "make_denoiser",
     "process_x0",
     "PerImageGenerators",
+    "posterior_coefficients",
     "randn",
     "rescale_zero_terminal_snr",
     "sample_images",

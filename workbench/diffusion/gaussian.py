@@ -3,6 +3,7 @@
 Timestep convention: an integer t in 0..T-1 indexes every table; t = 0 is the paper's t = 1, and
 alpha-bar_{-1} = 1 (so alpha-bar_prev[0] = 1). Tables are computed once in float64 (kept on the CPU in
 `.float64`) and cast once to float32 (moved by `.to(device)`), as improved-diffusion's GaussianDiffusion.
+Samplers read the public `.schedule` (a NoiseSchedule), never these tables.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import torch
 
 from workbench.diffusion import parametrization as param
 from workbench.diffusion.noise import randn
+from workbench.diffusion.noise_schedule import NoiseSchedule, posterior_coefficients
 
 
 class GaussianDiffusion:
@@ -34,6 +36,7 @@ class GaussianDiffusion:
             raise ValueError(f"invalid betas: {problem}")
         self.num_timesteps = int(checked.shape[0])
         self.float64 = self._tables(checked)
+        self.schedule = NoiseSchedule.from_betas(checked, self.prediction)  # what samplers read
         self.device = torch.device("cpu")
         for name, table in self.float64.items():
             setattr(self, name, table.to(torch.float32))
@@ -41,31 +44,27 @@ class GaussianDiffusion:
     @staticmethod
     def _tables(betas: torch.Tensor) -> dict[str, torch.Tensor]:
         """improved-diffusion's GaussianDiffusion tables, in float64."""
-        alphas = 1.0 - betas
-        ab = torch.cumprod(alphas, dim=0)
-        ab_prev = torch.cat([ab.new_ones(1), ab[:-1]])
-        one_minus_ab = 1.0 - ab
-        posterior_variance = betas * (1.0 - ab_prev) / one_minus_ab
+        posterior = posterior_coefficients(betas)
+        ab = posterior.alphas_cumprod
         return {
-            "betas": betas,
+            "betas": posterior.betas,
             "alphas_cumprod": ab,
-            "alphas_cumprod_prev": ab_prev,
+            "alphas_cumprod_prev": posterior.alphas_cumprod_prev,
             "sqrt_alphas_cumprod": ab.sqrt(),
-            "sqrt_one_minus_alphas_cumprod": one_minus_ab.sqrt(),
-            "posterior_variance": posterior_variance,
-            # posterior_variance[0] is 0; its log is clipped to the next value, as improved-diffusion does.
-            "posterior_log_variance_clipped": torch.log(torch.cat([posterior_variance[1:2], posterior_variance[1:]])),
-            "posterior_mean_coef1": betas * ab_prev.sqrt() / one_minus_ab,
-            "posterior_mean_coef2": (1.0 - ab_prev) * alphas.sqrt() / one_minus_ab,
-            "snr_table": ab / one_minus_ab,
+            "sqrt_one_minus_alphas_cumprod": (1.0 - ab).sqrt(),
+            "posterior_variance": posterior.variance,
+            "posterior_log_variance_clipped": posterior.log_variance_clipped,
+            "posterior_mean_coef1": posterior.mean_coef1,
+            "posterior_mean_coef2": posterior.mean_coef2,
+            "snr_table": ab / (1.0 - ab),
         }
 
     @classmethod
-    def from_config(cls, cfg, host=None) -> "GaussianDiffusion":
-        """Schedule from cfg.schedule, prediction from cfg.train.prediction."""
+    def from_config(cls, cfg) -> "GaussianDiffusion":
+        """Schedule from a resolved cfg.schedule, prediction from cfg.train.prediction."""
         from workbench.diffusion.schedule import build_schedule
 
-        return cls(build_schedule(cfg.schedule, host=host), prediction=cfg.train.prediction)
+        return cls(build_schedule(cfg.schedule), prediction=cfg.train.prediction)
 
     def to(self, device) -> "GaussianDiffusion":
         """Move the float32 tables to `device` (the float64 ones stay on the CPU); returns self."""

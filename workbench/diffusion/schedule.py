@@ -13,7 +13,8 @@ from typing import Any, Mapping
 import numpy as np
 import torch
 
-from workbench.errors import ConfigError, PluginError, WorkbenchError
+from workbench.components import call_factory, chosen, label
+from workbench.errors import PluginError, WorkbenchError
 
 
 def rescale_zero_terminal_snr(betas: torch.Tensor) -> torch.Tensor:
@@ -63,44 +64,26 @@ def check_betas(betas: Any, timesteps: int) -> tuple[torch.Tensor | None, str]:
     return betas, ""
 
 
-def make_schedule(component, timesteps: int, params: Mapping[str, Any] | None = None, *,
+def make_schedule(component, timesteps: int, params: Mapping[str, Any], *,
                   zero_terminal_snr: bool = False, section: str = "schedule") -> torch.Tensor:
-    """Run one schedule component at `timesteps` and return validated float64 betas."""
-    label = f"schedule {component.name!r} (plugin {component.plugin})"
-    resolved = component.resolve_params(dict(params or {}), section=section)
-    try:
-        betas = component.factory(timesteps, **resolved)
-    except WorkbenchError:
-        raise
-    except ValueError as exc:
-        raise ConfigError(f"[{section}] {label} cannot build {timesteps} steps: {exc}") from None
-    except Exception as exc:  # noqa: BLE001 - a third-party plugin may raise anything; name it
-        raise PluginError(f"{label} failed at timesteps = {timesteps}: {type(exc).__name__}: {exc}") from None
+    """Run one schedule component at `timesteps` with `params` already validated by its `resolve_params`
+    and return checked float64 betas. Factory errors follow workbench.components' one policy."""
+    where = f" at timesteps = {timesteps}"
+    betas = call_factory(component, timesteps, section=section, at=where, **params)
     checked, problem = check_betas(betas, timesteps)
     if checked is None:
-        raise PluginError(f"{label} at timesteps = {timesteps} is invalid: {problem}")
+        raise PluginError(f"{label(component)}{where} is invalid: {problem}")
     if zero_terminal_snr:
         checked, problem = check_betas(rescale_zero_terminal_snr(checked), timesteps)
         if checked is None:
-            raise PluginError(f"{label} at timesteps = {timesteps}, rescaled to zero terminal SNR, is invalid: "
-                              f"{problem}")
+            raise PluginError(f"{label(component)}{where}, rescaled to zero terminal SNR, is invalid: {problem}")
     return checked
 
 
-def _host(host):
-    if host is None:
-        from workbench.plugin_host import get_host
-
-        host = get_host()
-    return host
-
-
-def build_schedule(schedule_section, host=None) -> torch.Tensor:
-    """Float64 betas (T,) for `cfg.schedule` (its .name, .timesteps, .zero_terminal_snr and .params)."""
-    host = _host(host)
-    component = host.get("schedule", schedule_section.name, section="schedule")
-    return make_schedule(component, int(schedule_section.timesteps), getattr(schedule_section, "params", None) or {},
-                         zero_terminal_snr=bool(getattr(schedule_section, "zero_terminal_snr", False)))
+def build_schedule(schedule_section) -> torch.Tensor:
+    """Float64 betas (T,) for a resolved `cfg.schedule` (its component, .timesteps, .zero_terminal_snr, .params)."""
+    return make_schedule(chosen(schedule_section), int(schedule_section.timesteps), schedule_section.params,
+                         zero_terminal_snr=bool(schedule_section.zero_terminal_snr))
 
 
 def table_indices(timesteps: int) -> dict[str, int]:
@@ -108,21 +91,21 @@ def table_indices(timesteps: int) -> dict[str, int]:
     return {"0": 0, "T/4": timesteps // 4, "T/2": timesteps // 2, "3T/4": (3 * timesteps) // 4, "T": timesteps - 1}
 
 
-def schedule_table(host=None, timesteps: int = 1000, *, zero_terminal_snr: bool = False,
+def schedule_table(host, timesteps: int = 1000, *, zero_terminal_snr: bool = False,
                    params: Mapping[str, Mapping[str, Any]] | None = None) -> list[dict]:
     """One row per installed schedule: name, plugin, paper, alpha-bar at 0, T/4, T/2, 3T/4, T (`alpha_bar`),
     all T alpha-bars (`alpha_bars`) and the terminal SNR; a schedule that fails at `timesteps` gets its error instead of numbers.
 
-    `params` maps a schedule name to its parameters (the configured schedule's), others use defaults."""
-    host = _host(host)
+    `host` is the plugin host whose schedules are listed; `params` maps a schedule name to its validated
+    parameters (the configured schedule's), others use their defaults."""
     rows = []
     for component in host.registries["schedule"]:
         row: dict[str, Any] = {"name": component.name, "plugin": component.plugin, "paper": component.reference,
                                "description": component.description, "timesteps": timesteps,
                                "zero_terminal_snr": zero_terminal_snr}
         try:
-            betas = make_schedule(component, timesteps, (params or {}).get(component.name),
-                                  zero_terminal_snr=zero_terminal_snr)
+            chosen_params = component.resolve_params((params or {}).get(component.name) or {}, section="schedule")
+            betas = make_schedule(component, timesteps, chosen_params, zero_terminal_snr=zero_terminal_snr)
         except WorkbenchError as exc:
             row.update({"alpha_bar": None, "alpha_bars": None, "terminal_snr": None, "error": str(exc)})
         else:

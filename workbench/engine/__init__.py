@@ -15,8 +15,6 @@ from workbench.engine.rundir import RunDirectory, RunWatcher, list_runs
 _LAZY = {
     "save_checkpoint": "workbench.engine.checkpoint",
     "load_checkpoint": "workbench.engine.checkpoint",
-    "load_for_sampling": "workbench.engine.checkpoint",
-    "SamplingBundle": "workbench.engine.checkpoint",
     "TrainingFailed": "workbench.engine.trainer",
 }
 
@@ -37,6 +35,6 @@ def __getattr__(name: str):
 
 
 __all__ = ["train", "RunDirectory", "RunWatcher", "list_runs", "save_checkpoint", "load_checkpoint",
-           "load_for_sampling", "SamplingBundle", "TrainingFailed", "Event", "RunStarted", "StepMetrics",
+           "TrainingFailed", "Event", "RunStarted", "StepMetrics",
            "SamplesReady", "CheckpointSaved", "RunWarning", "StateChanged", "RunFinished", "RunFailed",
            "event_from_dict"]

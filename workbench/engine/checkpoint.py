@@ -1,17 +1,27 @@
-"""Checkpoints: atomic writes, safe loads, rotation, and loading a trained model for sampling.
+"""Checkpoints: the one codec of the training checkpoint (written and read here), atomic writes, safe loads
+and rotation (loading a model for sampling: workbench.sampling.model).
 
 A checkpoint is one `torch.save`d dict of tensors, numbers, strings, lists and dicts only, so it loads with
-`torch.load(weights_only=True)` (no arbitrary pickles). The training engine stores in it:
+`torch.load(weights_only=True)` (no arbitrary pickles). `encode_training_state` below writes it; these
+keys, and nothing else, make format version 1 (the keys `load_checkpoint` requires are marked *):
 
-    format, version          "ddpm-workbench-checkpoint", 1
-    step                     optimizer steps done
-    config                   the resolved config as a plain dict (Config.as_dict())
+    format*, version*        "ddpm-workbench-checkpoint", 1
+    step*                    optimizer steps done
+    config*                  the resolved config as a plain dict (Config.as_dict())
     channels, image_size, out_channels    the backbone's shape arguments
-    model, ema               state dicts of the unwrapped backbone and of its EMA copy (ema may be None)
+    model*, ema              state dicts of the unwrapped backbone and of its EMA copy (ema may be None)
     optimizer, scaler        optimizer / GradScaler state dicts (scaler may be None)
     lr_schedule              {"base_lr", "step"} (the schedule itself is a pure function of the config)
-    rng                      torch CPU + CUDA states and the engine's generators
-    data                     the data batcher's state_dict
+    rng                      {"noise": the training-noise generator's state,
+                              "ranks": per rank {"torch_cpu": CPU RNG state, "cuda": CUDA RNG state or None}}
+    data_ranks               per rank, the data batcher's state_dict (epoch order and position)
+    metric_window            the unfinished metric window (so a resumed run logs what an unbroken one would)
+    world_size               how many torchrun ranks wrote it
+    elapsed_s                training seconds before this checkpoint
+
+Reading: `load_checkpoint` checks a file and returns the dict; `restore_weights`, `restore_training` and
+`restore_rng` put it back into a run's objects; `Progress.of` reads where the run stood. Readers use
+`.get` for every optional key, so any version-1 checkpoint loads; a change that breaks that bumps VERSION.
 
 Writes go to a temporary file in the same folder, are fsynced, then `os.replace`d over the target, so a
 kill at any moment leaves either the previous checkpoint or the new one, never half of one.
@@ -30,11 +40,101 @@ from typing import Any
 
 import torch
 
-from workbench.errors import CheckpointError, ConfigError, UsageError
+from workbench.errors import CheckpointError, UsageError
 
 FORMAT = "ddpm-workbench-checkpoint"
 VERSION = 1
 STEP_FILE = re.compile(r"^step_(\d+)\.pt$")
+
+
+# -- the training state: encoding and decoding -----------------------------------------------------
+
+
+def encode_training_state(run, step: int, *, data_ranks: list, rng_ranks: list, elapsed_s: float) -> dict:
+    """The checkpoint dict of a `workbench.engine.setup.TrainingRun` at `step` (see the module docstring).
+
+    `data_ranks` and `rng_ranks` are every rank's `data.state_dict()` and `rank_rng_state()`, gathered."""
+    return {
+        "format": FORMAT,
+        "version": VERSION,
+        "step": step,
+        "config": run.cfg.as_dict(),
+        "channels": run.channels,
+        "image_size": run.image_size,
+        "out_channels": run.channels,
+        "model": run.model.state_dict(),
+        "ema": run.ema.state_dict() if run.ema is not None else None,
+        "optimizer": run.optimizer.state_dict(),
+        "scaler": run.scaler.state_dict() if run.scaler is not None else None,
+        "lr_schedule": {"base_lr": run.cfg.train.lr, "step": step},
+        "rng": {"noise": run.noise_generator.get_state(), "ranks": rng_ranks},
+        "data_ranks": data_ranks,
+        "metric_window": run.window.state_dict(),
+        "world_size": run.distributed.world_size,
+        "elapsed_s": elapsed_s,
+    }
+
+
+def rank_rng_state(device: torch.device) -> dict:
+    """This rank's entry of `rng["ranks"]`."""
+    return {"torch_cpu": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None}
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Where a checkpointed run stood."""
+
+    step: int
+    elapsed_s: float
+    metric_window: dict | None
+    data_ranks: int        # how many ranks' data order it holds
+    world_size: int | None  # how many ranks wrote it
+
+    @classmethod
+    def of(cls, state: dict) -> "Progress":
+        return cls(step=int(state["step"]), elapsed_s=float(state.get("elapsed_s", 0.0)),
+                   metric_window=state.get("metric_window"), data_ranks=len(state.get("data_ranks") or []),
+                   world_size=state.get("world_size"))
+
+
+def restore_weights(state: dict, model: torch.nn.Module, ema, optimizer, scaler) -> None:
+    """Model, EMA, optimizer and grad-scaler state from a checkpoint dict (used by resume and by the
+    non-finite guard's rollback). Without a stored EMA, the EMA starts from the model's weights."""
+    model.load_state_dict(state["model"])
+    if ema is not None:
+        ema.load_state_dict(state["ema"] if state.get("ema") else state["model"])
+    if state.get("optimizer"):
+        optimizer.load_state_dict(state["optimizer"])
+    if scaler is not None and state.get("scaler"):
+        scaler.load_state_dict(state["scaler"])
+
+
+def restore_training(state: dict, model, ema, optimizer, scaler, data, rank: int, world_size: int) -> int:
+    """Everything `restore_weights` does plus this rank's data order (when the rank count matches);
+    returns the step. A checkpoint of another network is a one-line CheckpointError."""
+    try:
+        restore_weights(state, model, ema, optimizer, scaler)
+    except (RuntimeError, KeyError, ValueError) as exc:
+        raise CheckpointError(f"the checkpoint does not fit this model: {str(exc).splitlines()[0][:200]}") from None
+    data_states = state.get("data_ranks") or []
+    if len(data_states) == world_size:
+        data.load_state_dict(data_states[rank])
+    return int(state["step"])
+
+
+def restore_rng(state: dict, noise_generator: torch.Generator, rank: int, world_size: int,
+                device: torch.device) -> None:
+    """The training-noise generator and, when the rank count matches, this rank's torch RNG states."""
+    rng = state.get("rng", {})
+    if "noise" in rng:
+        noise_generator.set_state(rng["noise"])
+    ranks = rng.get("ranks") or []
+    if len(ranks) == world_size:
+        mine = ranks[rank]
+        torch.set_rng_state(mine["torch_cpu"])
+        if device.type == "cuda" and mine.get("cuda") is not None:
+            torch.cuda.set_rng_state(mine["cuda"], device)
 
 
 # -- writing ---------------------------------------------------------------------------------------
@@ -191,79 +291,3 @@ def find_run_checkpoint(run: str | Path | None, base_dir: str | Path = "runs") -
         return steps[-1][1]
     raise CheckpointError(f"run {str(run_dir.path)!r} has no checkpoint yet (nothing in "
                           f"{str(run_dir.checkpoints_dir)!r}); train longer or pick another run")
-
-
-# -- sampling --------------------------------------------------------------------------------------
-
-
-@dataclass
-class SamplingBundle:
-    model: torch.nn.Module        # eval mode, on `device`; EMA weights unless asked otherwise
-    diffusion: Any                # workbench.diffusion.GaussianDiffusion, on `device`
-    cfg: Any                      # workbench.config.Config rebuilt from the stored dict
-    step: int
-    channels: int
-    image_size: int
-    checkpoint_path: Path
-    ema: bool = True              # whether `model` holds the EMA weights
-
-
-def config_from_checkpoint(state: dict, path: Path):
-    from workbench.config import resolve
-
-    try:
-        return resolve(state["config"], source=f"checkpoint {path}")
-    except ConfigError as exc:
-        raise CheckpointError(f"checkpoint {str(path)!r}: its stored config is not valid here: {exc}") from None
-
-
-def describe_mismatch(error: Exception) -> str:
-    text = str(error)
-    missing = re.search(r"Missing key\(s\) in state_dict: ([^.]*)", text)
-    unexpected = re.search(r"Unexpected key\(s\) in state_dict: ([^.]*)", text)
-    shape = re.search(r"size mismatch for ([^:]+):", text)
-    parts = []
-    if missing:
-        parts.append(f"missing {missing.group(1).split(',')[0].strip()}")
-    if unexpected:
-        parts.append(f"unexpected {unexpected.group(1).split(',')[0].strip()}")
-    if shape:
-        parts.append(f"shape differs for {shape.group(1).strip()}")
-    return ", ".join(parts) or first_line(error)
-
-
-def build_model_from_state(state: dict, cfg, path: Path, *, ema: bool = True) -> tuple[torch.nn.Module, bool]:
-    """The backbone described by the checkpoint's config, with its (EMA) weights loaded, on CPU."""
-    from workbench.models import build_backbone
-
-    channels = int(state.get("channels", 0))
-    image_size = int(state.get("image_size", 0))
-    if channels <= 0 or image_size <= 0:
-        raise CheckpointError(f"checkpoint {str(path)!r} does not record the image shape (channels, image_size)")
-    out_channels = int(state.get("out_channels", channels))
-    model = build_backbone(cfg.backbone, in_channels=channels, out_channels=out_channels, image_size=image_size)
-    use_ema = bool(ema and state.get("ema"))
-    weights = state["ema"] if use_ema else state["model"]
-    try:
-        model.load_state_dict(weights)
-    except (RuntimeError, KeyError, TypeError) as exc:
-        raise CheckpointError(f"checkpoint {str(path)!r} does not match backbone {cfg.backbone.name!r} "
-                              f"built from its stored config ({describe_mismatch(exc)})") from None
-    return model, use_ema
-
-
-def load_for_sampling(*, run: str | None = None, checkpoint: str | None = None, base_dir: str | Path = "runs",
-                      ema: bool = True, device: str | torch.device = "cpu") -> SamplingBundle:
-    """Everything needed to sample from a trained run: the model (EMA weights by default), its diffusion,
-    its config. Give a checkpoint file, or a run (name, path or "latest"; None means "latest")."""
-    from workbench.diffusion import GaussianDiffusion
-
-    path = Path(checkpoint) if checkpoint else find_run_checkpoint(run, base_dir)
-    state = load_checkpoint(path, map_location="cpu")
-    cfg = config_from_checkpoint(state, path)
-    model, used_ema = build_model_from_state(state, cfg, path, ema=ema)
-    model.to(device).eval()
-    diffusion = GaussianDiffusion.from_config(cfg).to(device)
-    return SamplingBundle(model=model, diffusion=diffusion, cfg=cfg, step=int(state["step"]),
-                          channels=int(state["channels"]), image_size=int(state["image_size"]),
-                          checkpoint_path=path, ema=used_ema)

@@ -20,8 +20,8 @@ CONTROL_POLL_S = 0.5
 
 
 class ControlInbox:
-    def __init__(self, run: RunDirectory, ctx, device: torch.device, stop_event=None, agree_every: int = 1):
-        self.run, self.ctx, self.device = run, ctx, device
+    def __init__(self, run: RunDirectory, distributed, device: torch.device, stop_event=None, agree_every: int = 1):
+        self.run, self.distributed, self.device = run, distributed, device
         self.stop_event = stop_event
         self.agree_every = agree_every
         self._next_poll = 0.0
@@ -29,7 +29,7 @@ class ControlInbox:
 
     def _local(self, force_poll: bool = False) -> list[str]:
         commands = ["stop"] if self.stop_event is not None and self.stop_event.is_set() else []
-        if self.ctx.is_main:
+        if self.distributed.is_main:
             now = time.monotonic()
             if force_poll or now >= self._next_poll:
                 self._next_poll = now + CONTROL_POLL_S
@@ -39,7 +39,7 @@ class ControlInbox:
     def at_step(self, step: int) -> list[str]:
         """Commands to act on before training step `step` (in a torchrun job: only at log steps)."""
         commands = self._local()
-        if not self.ctx.enabled:
+        if not self.distributed.enabled:
             return commands
         self._pending.extend(commands)
         return self.agree() if step % self.agree_every == 0 else []
@@ -47,7 +47,7 @@ class ControlInbox:
     def while_paused(self) -> list[str]:
         """Commands during a pause (every rank calls this in step, a few times a second)."""
         commands = self._local(force_poll=True)
-        if not self.ctx.enabled:
+        if not self.distributed.enabled:
             return commands
         self._pending.extend(commands)
         return self.agree()
@@ -56,5 +56,5 @@ class ControlInbox:
         """All ranks get the union of what any rank received (one small all-reduce)."""
         commands, self._pending = self._pending, []
         flags = torch.tensor([float(name in commands) for name in CONTROL_COMMANDS], device=self.device)
-        dist_utils.all_reduce_max(flags, self.ctx)
+        dist_utils.all_reduce_max(flags, self.distributed)
         return [name for name, on in zip(CONTROL_COMMANDS, flags.tolist()) if on]

@@ -19,6 +19,8 @@ from workbench.errors import ConfigError
 
 @dataclass(frozen=True)
 class Distributed:
+    """This process's place in a torchrun job (rank 0 of 1, disabled, when not launched by torchrun)."""
+
     rank: int = 0
     world_size: int = 1
     local_rank: int = 0
@@ -82,23 +84,18 @@ def init_distributed(device_spec: str) -> tuple[Distributed, torch.device]:
     return Distributed(rank, world, local_rank, started), device
 
 
-def all_reduce_sum(tensor: torch.Tensor, ctx: Distributed) -> torch.Tensor:
-    if ctx.enabled:
+def all_reduce_sum(tensor: torch.Tensor, distributed: Distributed) -> torch.Tensor:
+    if distributed.enabled:
         dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
     return tensor
 
 
-def all_reduce_max(tensor: torch.Tensor, ctx: Distributed) -> torch.Tensor:
-    if ctx.enabled:
+def all_reduce_max(tensor: torch.Tensor, distributed: Distributed) -> torch.Tensor:
+    if distributed.enabled:
         dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
     return tensor
 
 
-def barrier(ctx: Distributed) -> None:
-    if ctx.enabled:
-        dist.barrier()
-
-
-def shutdown(ctx: Distributed) -> None:
-    if ctx.started_here and dist.is_initialized():
+def shutdown(distributed: Distributed) -> None:
+    if distributed.started_here and dist.is_initialized():
         dist.destroy_process_group()

@@ -7,7 +7,6 @@ constant or half-cosine decay to `lr * min_lr_ratio` (Loshchilov & Hutter 2017, 
 from __future__ import annotations
 
 import copy
-import inspect
 import math
 
 import torch
@@ -33,14 +32,6 @@ def lr_at(step: int, *, base_lr: float, warmup_steps: int, total_steps: int, sch
 def lr_for_config(step: int, train_cfg) -> float:
     return lr_at(step, base_lr=train_cfg.lr, warmup_steps=train_cfg.warmup_steps, total_steps=train_cfg.steps,
                  schedule=train_cfg.lr_schedule, min_lr_ratio=train_cfg.min_lr_ratio)
-
-
-def supports_fused(device: torch.device) -> bool:
-    """Whether torch's fused Adam kernel runs on this device (CUDA always; CPU since torch 2.4)."""
-    if device.type == "cuda":
-        return True
-    return device.type == "cpu" and "fused" in inspect.signature(torch.optim.AdamW).parameters \
-        and tuple(int(p) for p in torch.__version__.split(".")[:2]) >= (2, 4)
 
 
 def build_optimizer(params, train_cfg, device: torch.device) -> torch.optim.Optimizer:

@@ -1,6 +1,7 @@
 """Preview grids during training: the EMA weights (or the raw ones without EMA) sample from the run's fixed
 x_T with a sampler generator reseeded each time, so every grid starts from the same noise and differences
-between grids are the model's progress, not a new draw."""
+between grids are the model's progress, not a new draw. The network is called through the same
+`model_function` as `ddpm-workbench sample`, at the training precision."""
 
 from __future__ import annotations
 
@@ -8,26 +9,22 @@ import numpy as np
 import torch
 
 from workbench.diffusion import sample_images
-from workbench.engine.grid import make_grid, to_uint8
-from workbench.engine.setup import Components, derived_seed
+from workbench.engine.setup import TrainingRun, derived_seed
+from workbench.pictures import make_grid, to_uint8
+from workbench.sampling.model import evaluating, model_function
 
 
 @torch.no_grad()
-def preview_grid(c: Components) -> np.ndarray:
+def preview_grid(run: TrainingRun) -> np.ndarray:
     """A uint8 (H, W, C) grid of cfg.sample.n samples."""
-    cfg = c.cfg
-    net = c.ema.module if c.ema is not None else c.model
-    was_training = net.training
-    net.eval()
-    labels = c.sample_labels
-    model_fn = (lambda x, t: net(x, t, y=labels)) if labels is not None else net
+    cfg = run.cfg
+    net = run.ema.module if run.ema is not None else run.model
+    model_fn = model_function(net, run.device, labels=run.sample_labels, autocast_dtype=run.precision.dtype,
+                              channels_last=run.precision.channels_last)
     generator = torch.Generator().manual_seed(derived_seed(cfg.run.seed, "sampler"))
-    try:
-        with c.precision.autocast(c.device):
-            images = sample_images(model_fn, c.diffusion, c.sampler, tuple(c.sample_noise.shape),
-                                   steps=cfg.sample.steps, generator=generator, device=c.device,
-                                   clip_x0=cfg.sample.clip_x0, dynamic_threshold=cfg.sample.dynamic_threshold,
-                                   noise=c.sample_noise)
-    finally:
-        net.train(was_training)
+    with evaluating(net):
+        images = sample_images(model_fn, run.diffusion, run.sampler, tuple(run.sample_noise.shape),
+                               steps=cfg.sample.steps, generator=generator, device=run.device,
+                               clip_x0=cfg.sample.clip_x0, dynamic_threshold=cfg.sample.dynamic_threshold,
+                               noise=run.sample_noise)
     return make_grid(to_uint8(images))

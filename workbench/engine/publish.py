@@ -1,4 +1,5 @@
-"""Where events go: the run directory (durable), the caller's `on_event` (live), TensorBoard (optional).
+"""Where events go: the run directory (durable: the event, and status.json derived from it), the caller's
+`on_event` (live), TensorBoard (optional).
 
 Only rank 0 publishes. A consumer's exception never stops training: it is recorded once as a warning in
 the run directory.
@@ -35,7 +36,7 @@ class Publisher:
         if not self.enabled:
             return
         if self.run is not None:
-            self.run.append_event(event)
+            self.run.record(event)  # the event, and status.json derived from it
         if self.tensorboard is not None:
             self._to_tensorboard(event)
         if self.on_event is not None:

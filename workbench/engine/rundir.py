@@ -26,11 +26,11 @@ import time
 from pathlib import Path
 from typing import Any, Iterable
 
-from workbench.engine.events import Event, QualityMeasured, StepMetrics, event_from_dict
+from workbench.engine.events import (CheckpointSaved, Event, QualityMeasured, RunFailed, RunFinished, RunStarted,
+                                     SamplesReady, StateChanged, StepMetrics, event_from_dict)
 from workbench.errors import UsageError
 
 CONTROL_COMMANDS = ("pause", "resume", "sample", "checkpoint", "stop")
-STATES = ("starting", "running", "paused", "stopping", "finished", "stopped", "failed")
 LIVE_STATES = ("starting", "running", "paused", "stopping")  # the engine is alive and obeys control commands
 LAUNCHER_FILES = ("launch.toml", "train.log")  # what a launcher (the TUI) writes before the engine starts
 
@@ -126,6 +126,15 @@ class RunDirectory:
         line = json.dumps(event.to_dict(), separators=(",", ":")) + "\n"
         with open(target, "a", encoding="utf-8") as f:
             f.write(line)
+
+    def record(self, event: Event) -> None:
+        """Append `event` and update status.json from it (`status_update`): one call per change, so the
+        status always says what the last event says."""
+        self.append_event(event)
+        update = status_update(event)
+        if update is not None:
+            state, fields = update
+            self.write_status(state or self.read_status().get("state", "running"), **fields)
 
     def write_status(self, state: str, **fields: Any) -> None:
         """Replace status.json; fields not given keep their previous values."""
@@ -250,6 +259,31 @@ class RunWatcher:
             except (ValueError, TypeError):
                 continue  # a line from a newer or broken writer: skip it rather than stop watching
         return events
+
+
+STATE_OF_CHANGE = {"paused": "paused", "resumed": "running", "stopping": "stopping"}
+
+
+def status_update(event: Event) -> tuple[str | None, dict[str, Any]] | None:
+    """What `event` changes in status.json: (the new state, or None to keep it; the fields it sets), or None
+    when it changes nothing (warnings)."""
+    if isinstance(event, RunStarted):
+        return "running", {"step": event.start_step, "total_steps": event.total_steps, "started_at": event.time,
+                           "device": event.device, "world_size": event.world_size, "run_dir": event.run_dir,
+                           "message": ""}
+    if isinstance(event, StepMetrics):
+        return None, {"step": event.step, "loss": event.loss, "img_per_s": event.img_per_s, "eta_s": event.eta_s}
+    if isinstance(event, SamplesReady):
+        return None, {"step": event.step, "last_sample": event.path}
+    if isinstance(event, CheckpointSaved):
+        return None, {"step": event.step, "last_checkpoint": event.path, "checkpoint_step": event.step}
+    if isinstance(event, StateChanged):
+        return STATE_OF_CHANGE.get(event.state, event.state), {"step": event.step}
+    if isinstance(event, RunFinished):
+        return ("stopped" if event.stopped_early else "finished"), {"step": event.step, "message": ""}
+    if isinstance(event, RunFailed):
+        return "failed", {"step": event.step, "message": event.message, "kept": event.kept}
+    return None
 
 
 def check_training_target(given: RunDirectory | None, resumed: RunDirectory | None) -> None:

@@ -1,5 +1,6 @@
 """Everything a training run needs, built before anything is written: data, model, EMA, optimizer, precision,
-generators, and (when resuming) the checkpoint's state loaded into all of them.
+generators, and (when resuming) the checkpoint's state loaded into all of them (`build_training_run`, which
+returns the run's one state object, `TrainingRun`).
 
 A user error anywhere in here (bad config value, missing dataset, unreadable checkpoint) raises a
 `WorkbenchError` before the run directory exists, so nothing is left half-created.
@@ -8,7 +9,7 @@ A user error anywhere in here (bad config value, missing dataset, unreadable che
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +17,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from workbench.engine.checkpoint import FORMAT, VERSION, find_run_checkpoint, load_checkpoint
+from workbench.engine.checkpoint import (Progress, find_run_checkpoint, load_checkpoint, restore_rng,
+                                         restore_training)
 from workbench.engine.distributed import Distributed
+from workbench.engine.metrics import MetricWindow
 from workbench.engine.optim import EMA, build_optimizer
 from workbench.engine.rundir import RunDirectory
 from workbench.errors import CheckpointError, ConfigError
@@ -57,7 +60,7 @@ def cpu_has_amx() -> bool:
 
 def auto_precision(device: torch.device) -> str:
     """What precision "auto" means on `device`: bf16 on CUDA GPUs that support it and on CPUs with AMX,
-    fp32 elsewhere. Training and sampling (workbench.export.sampling) both follow it."""
+    fp32 elsewhere. Training and sampling (workbench.sampling.generate) both follow it."""
     if device.type == "cuda":
         return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
     return "bf16" if device.type == "cpu" and cpu_has_amx() else "fp32"
@@ -117,11 +120,13 @@ def check_resume_config(cfg, state: dict, checkpoint: Path) -> None:
 
 
 @dataclass
-class Components:
-    """The built pieces of one run (on this rank)."""
+class TrainingRun:
+    """One training run on this rank: what `build_training_run` built (data, model, optimizer, ...) and
+    where the loop stands (step, last checkpoint, ...). Created in one place; the trainer changes only the
+    second group."""
 
     cfg: Any
-    ctx: Distributed
+    distributed: Distributed          # the torchrun context: rank, world size (disabled in a single process)
     device: torch.device
     data: Any
     model: nn.Module                 # the raw backbone (what checkpoints store)
@@ -143,8 +148,20 @@ class Components:
     flops_per_image: int
     per_rank_batch: int
     micro_batch: int
-    start_step: int = 0
-    resume_state: dict | None = field(default=None, repr=False)
+    trainable: list                  # the parameters the optimizer updates (gradient clipping, finiteness)
+    window: MetricWindow             # per-step metrics on the device until the next log step
+
+    # -- where the loop stands ------------------------------------------------------------------------
+    start_step: int = 0              # the step this process started at (the checkpoint's when resuming)
+    step: int = 0
+    lr: float = 0.0
+    last_log_step: int = 0
+    last_sample_step: int = -1
+    last_checkpoint: tuple[int, Path] | None = None
+    elapsed_before: float = 0.0      # training seconds of earlier processes (resume)
+    bad_windows: int = 0             # log windows in a row with non-finite steps
+    restores: int = 0                # rollbacks to the last checkpoint so far
+    stop_requested: bool = False
 
 
 def check_batch_sizes(train_cfg, world_size: int) -> tuple[int, int]:
@@ -160,18 +177,21 @@ def check_batch_sizes(train_cfg, world_size: int) -> tuple[int, int]:
     return per_rank, per_rank // accum
 
 
-def build_components(cfg, ctx: Distributed, device: torch.device, resume_state: dict | None = None) -> Components:
+def build_training_run(cfg, distributed: Distributed, device: torch.device,
+                       resume: ResumePoint | None = None) -> TrainingRun:
+    """Build everything one rank trains with from a resolved config, restored from `resume` when given."""
+    from workbench.backbones import build_backbone, count_parameters, flops_per_image
     from workbench.data import build_dataset
     from workbench.diffusion import GaussianDiffusion, build_sampler
-    from workbench.models import build_backbone, count_parameters, flops_per_image
 
-    per_rank, micro = check_batch_sizes(cfg.train, ctx.world_size)
+    per_rank, micro = check_batch_sizes(cfg.train, distributed.world_size)
     seed = cfg.run.seed
     precision = resolve_precision(cfg.train, device)
     enable_fast_math(device)
     diffusion = GaussianDiffusion.from_config(cfg).to(device)
     sampler = build_sampler(cfg.sample)
-    data = build_dataset(cfg.dataset, device=device, rank=ctx.rank, world_size=ctx.world_size, seed=seed)
+    data = build_dataset(cfg.dataset, device=device, rank=distributed.rank, world_size=distributed.world_size,
+                         seed=seed)
     channels, size = int(data.channels), int(data.image_size)
 
     # Same seed on every rank: every rank starts from the same weights (DDP also broadcasts rank 0's).
@@ -183,18 +203,20 @@ def build_components(cfg, ctx: Distributed, device: torch.device, resume_state: 
     if precision.channels_last:
         model.to(memory_format=torch.channels_last)
     model.train()
-    ema = EMA(model, cfg.train.ema_decay, cfg.train.ema_warmup) if cfg.train.ema_decay > 0 and ctx.is_main else None
+    use_ema = cfg.train.ema_decay > 0 and distributed.is_main
+    ema = EMA(model, cfg.train.ema_decay, cfg.train.ema_warmup) if use_ema else None
     optimizer = build_optimizer(model.parameters(), cfg.train, device)
     fused = bool(optimizer.defaults.get("fused"))
     scaler = torch.amp.GradScaler(device.type) if precision.name == "fp16" else None
 
     start_step = 0
-    if resume_state is not None:
-        start_step = load_training_state(resume_state, model, ema, optimizer, scaler, data, ctx, device)
+    if resume is not None:
+        start_step = restore_training(resume.state, model, ema, optimizer, scaler, data, distributed.rank,
+                                      distributed.world_size)
 
     forward: nn.Module = model
     ddp = None
-    if ctx.enabled:
+    if distributed.enabled:
         from torch.nn.parallel import DistributedDataParallel
 
         ddp = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
@@ -205,81 +227,24 @@ def build_components(cfg, ctx: Distributed, device: torch.device, resume_state: 
     noise_generator = torch.Generator(device).manual_seed(derived_seed(seed, "noise"))
     sample_gen = torch.Generator().manual_seed(derived_seed(seed, "samples"))
     sample_noise = torch.randn((cfg.sample.n, channels, size, size), generator=sample_gen).to(device)
-    num_classes = int(cfg.backbone.params.get("num_classes") or 0) if hasattr(cfg.backbone, "params") else 0
+    num_classes = int(cfg.backbone.params.get("num_classes") or 0)
     sample_labels = (torch.arange(cfg.sample.n, device=device) % num_classes) if num_classes > 0 else None
     # Dropout differs per rank from here on; the weights are already equal.
-    torch.manual_seed(derived_seed(seed, f"rank{ctx.rank}"))
-    if resume_state is not None:
-        restore_rng(resume_state, noise_generator, ctx, device)
-
-    return Components(cfg=cfg, ctx=ctx, device=device, data=data, model=model, forward=forward, ddp=ddp, ema=ema,
-                      optimizer=optimizer, fused=fused, scaler=scaler, precision=precision, diffusion=diffusion,
-                      sampler=sampler, noise_generator=noise_generator, sample_noise=sample_noise,
-                      sample_labels=sample_labels, channels=channels, image_size=size, parameters=parameters,
-                      flops_per_image=flops, per_rank_batch=per_rank, micro_batch=micro, start_step=start_step,
-                      resume_state=resume_state)
-
-
-# -- checkpoint state ------------------------------------------------------------------------------
-
-
-def load_weights(state: dict, model: nn.Module, ema: EMA | None, optimizer, scaler) -> None:
-    """Model, EMA, optimizer and grad-scaler state from a checkpoint dict (used by resume and by the
-    non-finite guard's restore)."""
-    model.load_state_dict(state["model"])
-    if ema is not None:
-        ema.load_state_dict(state["ema"] if state.get("ema") else state["model"])
-    if state.get("optimizer"):
-        optimizer.load_state_dict(state["optimizer"])
-    if scaler is not None and state.get("scaler"):
-        scaler.load_state_dict(state["scaler"])
-
-
-def load_training_state(state: dict, model, ema, optimizer, scaler, data, ctx: Distributed, device) -> int:
-    try:
-        load_weights(state, model, ema, optimizer, scaler)
-    except (RuntimeError, KeyError, ValueError) as exc:
-        raise CheckpointError(f"the checkpoint does not fit this model: {str(exc).splitlines()[0][:200]}") from None
-    data_states = state.get("data_ranks") or []
-    if len(data_states) == ctx.world_size:
-        data.load_state_dict(data_states[ctx.rank])
-    return int(state["step"])
-
-
-def restore_rng(state: dict, noise_generator: torch.Generator, ctx: Distributed, device: torch.device) -> None:
-    rng = state.get("rng", {})
-    if "noise" in rng:
-        noise_generator.set_state(rng["noise"])
-    ranks = rng.get("ranks") or []
-    if len(ranks) == ctx.world_size:
-        mine = ranks[ctx.rank]
-        torch.set_rng_state(mine["torch_cpu"])
-        if device.type == "cuda" and mine.get("cuda") is not None:
-            torch.cuda.set_rng_state(mine["cuda"], device)
-
-
-def rank_rng_state(device: torch.device) -> dict:
-    return {"torch_cpu": torch.get_rng_state(),
-            "cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None}
-
-
-def training_state(c: Components, step: int, *, data_ranks: list, rng_ranks: list, window: dict) -> dict:
-    """The checkpoint dict (tensors and plain data only; see workbench.engine.checkpoint)."""
-    return {
-        "format": FORMAT,
-        "version": VERSION,
-        "step": step,
-        "config": c.cfg.as_dict(),
-        "channels": c.channels,
-        "image_size": c.image_size,
-        "out_channels": c.channels,
-        "model": c.model.state_dict(),
-        "ema": c.ema.state_dict() if c.ema is not None else None,
-        "optimizer": c.optimizer.state_dict(),
-        "scaler": c.scaler.state_dict() if c.scaler is not None else None,
-        "lr_schedule": {"base_lr": c.cfg.train.lr, "step": step},
-        "rng": {"noise": c.noise_generator.get_state(), "ranks": rng_ranks},
-        "data_ranks": data_ranks,
-        "metric_window": window,
-        "world_size": c.ctx.world_size,
-    }
+    torch.manual_seed(derived_seed(seed, f"rank{distributed.rank}"))
+    window = MetricWindow(device, diffusion.num_timesteps)
+    run = TrainingRun(cfg=cfg, distributed=distributed, device=device, data=data, model=model, forward=forward,
+                      ddp=ddp, ema=ema, optimizer=optimizer, fused=fused, scaler=scaler, precision=precision,
+                      diffusion=diffusion, sampler=sampler, noise_generator=noise_generator,
+                      sample_noise=sample_noise, sample_labels=sample_labels, channels=channels, image_size=size,
+                      parameters=parameters, flops_per_image=flops, per_rank_batch=per_rank, micro_batch=micro,
+                      trainable=[p for p in model.parameters() if p.requires_grad], window=window,
+                      start_step=start_step, step=start_step, last_log_step=start_step)
+    if resume is not None:
+        restore_rng(resume.state, noise_generator, distributed.rank, distributed.world_size, device)
+        progress = Progress.of(resume.state)
+        run.last_checkpoint = (start_step, resume.checkpoint)
+        run.last_sample_step = start_step
+        run.elapsed_before = progress.elapsed_s
+        if progress.metric_window is not None:
+            window.load_state_dict(progress.metric_window)
+    return run

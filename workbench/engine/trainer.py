@@ -1,8 +1,9 @@
 """The training loop: DDPM training (Ho et al. 2020, Algorithm 1) with everything around it.
 
-Reads top to bottom: `Trainer.run` joins torchrun's group if any, builds the components (workbench.engine.setup;
-user errors surface here, before anything is written), opens the run directory, then `_loop` runs steps
-until train.steps or a stop. Per step the host never waits for the device; it reads the metrics once per
+Reads top to bottom: `Trainer.run_training` joins torchrun's group if any, builds the run's one state object
+(`TrainingRun`, workbench.engine.setup; user errors surface here, before anything is written), opens the run
+directory, then `_loop` runs steps until train.steps or a stop, showing each decision (log, roll back,
+sample, save) at its top level. Per step the host never waits for the device; it reads the metrics once per
 log step (`_log`, the sync point), which is also where torchrun ranks agree on control commands.
 """
 
@@ -18,19 +19,19 @@ import torch
 
 from workbench.diffusion import randn
 from workbench.engine import distributed as dist_utils
-from workbench.engine.checkpoint import load_checkpoint, save_run_checkpoint
+from workbench.engine.checkpoint import (Progress, encode_training_state, load_checkpoint, rank_rng_state,
+                                         restore_weights, save_run_checkpoint)
 from workbench.engine.control import ControlInbox
 from workbench.engine.events import (CheckpointSaved, RunFailed, RunFinished, RunStarted, RunWarning,
                                      SamplesReady, StateChanged, StepMetrics)
-from workbench.engine.grid import save_grid
-from workbench.engine.metrics import (MetricWindow, Throughput, gpu_memory_peak, gpu_utilization, peak_flops)
+from workbench.engine.metrics import Throughput, gpu_memory_peak, gpu_utilization, peak_flops
 from workbench.engine.optim import clip_gradients, lr_for_config, set_lr
 from workbench.engine.previews import preview_grid
 from workbench.engine.publish import Publisher
 from workbench.engine.rundir import RunDirectory, check_training_target
-from workbench.engine.setup import (build_components, check_resume_config, find_resume_point, load_weights,
-                                    rank_rng_state, training_state)
+from workbench.engine.setup import TrainingRun, build_training_run, check_resume_config, find_resume_point
 from workbench.errors import UsageError, WorkbenchError
+from workbench.pictures import save_grid
 
 BAD_WINDOWS_BEFORE_RESTORE = 3
 MAX_RESTORES = 3
@@ -41,50 +42,41 @@ class TrainingFailed(WorkbenchError):
 
 
 class Trainer:
+    """Runs one training job. Its state: `self.run` (the TrainingRun: model, optimizer, step, ...), and
+    once the run directory is open, `self.run_dir`, `self.pub` (events), `self.inbox` (control commands) and
+    `self.throughput` (this process's speed)."""
+
     def __init__(self, cfg, *, on_event=None, resume: str | None = None,
                  run_dir: RunDirectory | str | Path | None = None, stop_event: threading.Event | None = None):
         self.cfg, self.on_event, self.resume = cfg, on_event, resume
-        self.run_dir_arg = run_dir
+        self.given_run_dir = run_dir
         self.stop_event = stop_event
-        self.run: RunDirectory | None = None
-        self.step = 0
-        self.lr = 0.0
-        self.stop_requested = False
-        self.last_checkpoint: tuple[int, Path] | None = None
-        self.last_sample_step = -1
-        self.bad_windows = 0
-        self.restores = 0
-        self._last_log_step = 0
+        self.run: TrainingRun | None = None
+        self.run_dir: RunDirectory | None = None
 
     # -- setup -------------------------------------------------------------------------------------
 
     def run_training(self) -> RunDirectory:
-        ctx, device = dist_utils.init_distributed(self.cfg.run.device)
+        distributed, device = dist_utils.init_distributed(self.cfg.run.device)
         try:
-            return self._run(ctx, device)
+            return self._run(distributed, device)
         finally:
-            dist_utils.shutdown(ctx)
+            dist_utils.shutdown(distributed)
 
-    def _run(self, ctx, device) -> RunDirectory:
+    def _run(self, distributed, device) -> RunDirectory:
         cfg = self.cfg
         point = find_resume_point(self.resume, cfg.run.dir) if self.resume else None
         if point is not None:
             check_resume_config(cfg, point.state, point.checkpoint)
         check_training_target(self._given_run_dir(), point.run if point is not None else None)
-        c = self.c = build_components(cfg, ctx, device, point.state if point else None)
-        self.run = self._open_run_dir(point, ctx)
-        self.pub = Publisher(self.run, self.on_event, enabled=ctx.is_main)
-        self.step = self._last_log_step = c.start_step
-        self.window = MetricWindow(device, c.diffusion.num_timesteps)
-        self.elapsed_before = 0.0
-        if point is not None:
-            self.last_checkpoint = (c.start_step, point.checkpoint)
-            self.last_sample_step = c.start_step
-            self.elapsed_before = float(point.state.get("elapsed_s", 0.0))
-            if point.state.get("metric_window") is not None:
-                self.window.load_state_dict(point.state["metric_window"])
+        run = self.run = build_training_run(cfg, distributed, device, point)
+        self.run_dir = self._open_run_dir(point, distributed)
+        self.pub = Publisher(self.run_dir, self.on_event, enabled=distributed.is_main)
+        self.inbox = ControlInbox(self.run_dir, distributed, device, self.stop_event, agree_every=cfg.train.log_every)
+        self.throughput = Throughput()
         try:
             self._start(point)
+            self.session_start = time.perf_counter()
             self._loop()
             self._finish()
         except KeyboardInterrupt:
@@ -96,7 +88,7 @@ class Trainer:
         except WorkbenchError as exc:
             raise TrainingFailed(self._fail(str(exc))) from exc
         except torch.OutOfMemoryError as exc:
-            message = (f"out of memory at step {self.step} with {c.micro_batch} images per micro-batch on "
+            message = (f"out of memory at step {run.step} with {run.micro_batch} images per micro-batch on "
                        f"{device}; lower train.batch_size, raise train.grad_accum or use a smaller backbone.preset")
             raise TrainingFailed(self._fail(message)) from exc
         except Exception as exc:
@@ -105,249 +97,249 @@ class Trainer:
             raise TrainingFailed(self._fail(f"{type(exc).__name__}: {first}{where}")) from exc
         finally:
             self.pub.close()
-        return self.run
+        return self.run_dir
 
     def _given_run_dir(self) -> RunDirectory | None:
-        arg = self.run_dir_arg
+        arg = self.given_run_dir
         return None if arg is None else arg if isinstance(arg, RunDirectory) else RunDirectory(arg)
 
-    def _open_run_dir(self, point, ctx) -> RunDirectory:
-        run = None
-        if ctx.is_main:
-            run = self._given_run_dir() or (point.run if point is not None else None)
-            if run is None:
-                run = RunDirectory.create(self.cfg.run.dir, self.cfg.run.name)
+    def _open_run_dir(self, point, distributed) -> RunDirectory:
+        run_dir = None
+        if distributed.is_main:
+            run_dir = self._given_run_dir() or (point.run if point is not None else None)
+            if run_dir is None:
+                run_dir = RunDirectory.create(self.cfg.run.dir, self.cfg.run.name)
             try:
-                for sub in (run.path, run.samples_dir, run.checkpoints_dir, run.control_dir):
+                for sub in (run_dir.path, run_dir.samples_dir, run_dir.checkpoints_dir, run_dir.control_dir):
                     sub.mkdir(parents=True, exist_ok=True)
-                run.write_config(f"# resolved config of this run (from {self.cfg.source})\n" + self.cfg.to_toml())
+                run_dir.write_config(f"# resolved config of this run (from {self.cfg.source})\n" + self.cfg.to_toml())
             except OSError as exc:
-                raise UsageError(f"cannot write to run directory {str(run.path)!r}: {exc.strerror or exc}; "
+                raise UsageError(f"cannot write to run directory {str(run_dir.path)!r}: {exc.strerror or exc}; "
                                  "choose a writable folder (run.dir, or --run-dir)") from None
-            run.take_control()  # commands left from an earlier process are stale
-        if ctx.enabled:
-            box = [str(run.path) if run else None]
+            run_dir.take_control()  # commands left from an earlier process are stale
+        if distributed.enabled:
+            box = [str(run_dir.path) if run_dir else None]
             torch.distributed.broadcast_object_list(box, src=0)
-            run = run or RunDirectory(box[0])
-        return run
+            run_dir = run_dir or RunDirectory(box[0])
+        return run_dir
 
     def _start(self, point) -> None:
-        c, cfg = self.c, self.cfg
-        device_name = str(c.device)
-        if c.device.type == "cuda":
-            device_name += f" ({torch.cuda.get_device_name(c.device)})"
-        preset = c.cfg.backbone.params.get("preset")
-        backbone = f"{cfg.backbone.name}{f' ({preset})' if preset else ''}, {c.parameters / 1e6:.2f}M parameters"
-        self._status("running", started_at=time.time(), device=device_name,
-                     world_size=c.ctx.world_size, run_dir=str(self.run.path), message="")
-        self.pub.emit(RunStarted(run_dir=str(self.run.path), total_steps=cfg.train.steps, start_step=c.start_step,
-                                 device=device_name, dataset=c.data.description, backbone=backbone,
-                                 parameters=c.parameters, flops_per_image=c.flops_per_image,
-                                 world_size=c.ctx.world_size, image_shape=(c.channels, c.image_size, c.image_size)))
+        run, cfg = self.run, self.cfg
+        device_name = str(run.device)
+        if run.device.type == "cuda":
+            device_name += f" ({torch.cuda.get_device_name(run.device)})"
+        preset = cfg.backbone.params.get("preset")
+        backbone = f"{cfg.backbone.name}{f' ({preset})' if preset else ''}, {run.parameters / 1e6:.2f}M parameters"
+        self.pub.emit(RunStarted(run_dir=str(self.run_dir.path), total_steps=cfg.train.steps, start_step=run.start_step,
+                                 device=device_name, dataset=run.data.description, backbone=backbone,
+                                 parameters=run.parameters, flops_per_image=run.flops_per_image,
+                                 world_size=run.distributed.world_size,
+                                 image_shape=(run.channels, run.image_size, run.image_size)))
         if cfg.train.tensorboard:
-            problem = self.pub.start_tensorboard(c.start_step)
+            problem = self.pub.start_tensorboard(run.start_step)
             if problem:
                 self._warn(problem)
-        if c.precision.name == "fp16" and c.device.type == "cpu":
+        if run.precision.name == "fp16" and run.device.type == "cpu":
             self._warn("train.precision = \"fp16\" on a CPU is emulated and about 100x slower than float32; "
                        "use \"auto\" (bf16 where the CPU has AMX, else fp32)")
-        if point is not None and c.start_step >= cfg.train.steps:
-            self._warn(f"the run is already at step {c.start_step} of train.steps = {cfg.train.steps}; "
+        if point is not None and run.start_step >= cfg.train.steps:
+            self._warn(f"the run is already at step {run.start_step} of train.steps = {cfg.train.steps}; "
                        f"raise it to train longer, e.g. --set train.steps={2 * cfg.train.steps}")
-        if point is not None and len(point.state.get("data_ranks") or []) != c.ctx.world_size:
-            self._warn(f"the checkpoint was written by {point.state.get('world_size')} rank(s), this run has "
-                       f"{c.ctx.world_size}; the data order starts afresh")
-        self.inbox = ControlInbox(self.run, c.ctx, c.device, self.stop_event, agree_every=cfg.train.log_every)
-        self.params = [p for p in c.model.parameters() if p.requires_grad]
-        self.throughput = Throughput()
-        self.session_start = time.perf_counter()
+        written_by = Progress.of(point.state) if point is not None else None
+        if written_by is not None and written_by.data_ranks != run.distributed.world_size:
+            self._warn(f"the checkpoint was written by {written_by.world_size} rank(s), this run has "
+                       f"{run.distributed.world_size}; the data order starts afresh")
 
     # -- the loop ----------------------------------------------------------------------------------
 
     def _loop(self) -> None:
-        total = self.cfg.train.steps
-        while self.step < total:
-            self._handle_control(self.inbox.at_step(self.step))
-            if self.stop_requested:
+        run, train = self.run, self.cfg.train
+        while run.step < train.steps:
+            self._handle_control(self.inbox.at_step(run.step))
+            if run.stop_requested:
                 break
             self._train_step()
-            self.step += 1
-            if self.c.ema is not None:
-                self.c.ema.update(self.step - 1)
-            if self.step % self.cfg.train.log_every == 0 or self.step == total:
-                restores = self.restores
-                self._log()
-                if self.restores != restores:
-                    continue  # went back to a checkpoint: nothing to sample or save at this step
-            if self.cfg.train.sample_every and self.step % self.cfg.train.sample_every == 0:
+            run.step += 1
+            if run.ema is not None:
+                run.ema.update(run.step - 1)
+            if run.step % train.log_every == 0 or run.step == train.steps:
+                problem = self._log()
+                if problem:
+                    self._restore_last_good(problem)
+                    continue  # back at a checkpoint: nothing to sample or save at this step
+            if train.sample_every and run.step % train.sample_every == 0:
                 self._sample()
-            if self.cfg.train.checkpoint_every and self.step % self.cfg.train.checkpoint_every == 0:
-                self._checkpoint()
+            if train.checkpoint_every and run.step % train.checkpoint_every == 0:
+                self._checkpoint()  # rolls back instead when the weights became non-finite
 
     def _train_step(self) -> None:
-        c, train = self.c, self.cfg.train
-        self.lr = lr_for_config(self.step, train)
-        set_lr(c.optimizer, self.lr)
-        c.optimizer.zero_grad(set_to_none=True)
+        run, train = self.run, self.cfg.train
+        run.lr = lr_for_config(run.step, train)
+        set_lr(run.optimizer, run.lr)
+        run.optimizer.zero_grad(set_to_none=True)
         accum = train.grad_accum
         losses_seen, t_seen = [], []
         for micro in range(accum):
-            x, y = c.data.next_batch(c.micro_batch)
+            x, y = run.data.next_batch(run.micro_batch)
             t, noise = self._draw_t_and_noise(x)
-            if c.precision.channels_last:
+            if run.precision.channels_last:
                 x, noise = x.contiguous(memory_format=torch.channels_last), noise.contiguous(memory_format=torch.channels_last)
-            no_sync = c.ddp.no_sync() if c.ddp is not None and micro < accum - 1 else contextlib.nullcontext()
+            no_sync = run.ddp.no_sync() if run.ddp is not None and micro < accum - 1 else contextlib.nullcontext()
             with no_sync:
-                with c.precision.autocast(c.device):
-                    losses, t = c.diffusion.training_losses(
-                        c.forward, x, t=t, noise=noise, weighting=train.loss_weighting,
+                with run.precision.autocast(run.device):
+                    losses, t = run.diffusion.training_losses(
+                        run.forward, x, t=t, noise=noise, weighting=train.loss_weighting,
                         min_snr_gamma=train.min_snr_gamma, model_kwargs={"y": y} if y is not None else None)
                     loss = losses.mean() / accum
-                (c.scaler.scale(loss) if c.scaler is not None else loss).backward()
+                (run.scaler.scale(loss) if run.scaler is not None else loss).backward()
             losses_seen.append(losses.detach())
             t_seen.append(t)
-        if c.scaler is not None:
-            c.scaler.unscale_(c.optimizer)
-        grad_norm = clip_gradients(self.params, train.grad_clip)
+        if run.scaler is not None:
+            run.scaler.unscale_(run.optimizer)
+        grad_norm = clip_gradients(run.trainable, train.grad_clip)
         losses_all = torch.cat(losses_seen) if accum > 1 else losses_seen[0]
-        if c.scaler is not None:
-            c.scaler.step(c.optimizer)  # skips the update itself when the scaled gradients overflowed
-            c.scaler.update()
+        if run.scaler is not None:
+            run.scaler.step(run.optimizer)  # skips the update itself when the scaled gradients overflowed
+            run.scaler.update()
             finite = torch.isfinite(losses_all.sum())
         else:
             finite = torch.isfinite(grad_norm)  # equal on every rank: gradients are already all-reduced
-            if c.fused:
-                c.optimizer.found_inf = (~finite).float()  # the fused kernel skips the update on device
+            if run.fused:
+                run.optimizer.found_inf = (~finite).float()  # the fused kernel skips the update on device
                 try:
-                    c.optimizer.step()
+                    run.optimizer.step()
                 finally:
-                    del c.optimizer.found_inf
+                    del run.optimizer.found_inf
             elif bool(finite):  # a sync, but only on devices without a fused Adam
-                c.optimizer.step()
-        self.window.add_step(losses_all, torch.cat(t_seen) if accum > 1 else t_seen[0], grad_norm, finite)
+                run.optimizer.step()
+        run.window.add_step(losses_all, torch.cat(t_seen) if accum > 1 else t_seen[0], grad_norm, finite)
 
     def _draw_t_and_noise(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Timesteps and noise for this micro-batch. Every rank draws those of the whole global micro-batch
         from the same generator and keeps its own slice, so a torchrun job pairs sample i of the global
         batch with the same (t, noise) as a single process would."""
-        c = self.c
-        world, rank, micro = c.ctx.world_size, c.ctx.rank, c.micro_batch
-        t = c.diffusion.sample_timesteps(micro * world, c.device, c.noise_generator)
-        noise = randn((micro * world,) + tuple(x.shape[1:]), c.noise_generator, c.device)
+        run = self.run
+        world, rank, micro = run.distributed.world_size, run.distributed.rank, run.micro_batch
+        t = run.diffusion.sample_timesteps(micro * world, run.device, run.noise_generator)
+        noise = randn((micro * world,) + tuple(x.shape[1:]), run.noise_generator, run.device)
         if world > 1:
             t, noise = t[rank * micro:(rank + 1) * micro], noise[rank * micro:(rank + 1) * micro]
         return t, noise
 
     # -- logging, samples, checkpoints -------------------------------------------------------------
 
-    def _log(self) -> None:
-        c = self.c
-        world = c.ctx.world_size
-        summary = self.window.read(reduce=(lambda v: dist_utils.all_reduce_sum(v, c.ctx)) if world > 1 else None)
-        steps = self.step - self._last_log_step
-        self._last_log_step = self.step
+    def _log(self) -> str:
+        """Publish this log window's metrics (the sync point). Returns why to roll back to the last
+        checkpoint (non-finite steps in BAD_WINDOWS_BEFORE_RESTORE windows in a row), else ""."""
+        run = self.run
+        world = run.distributed.world_size
+        reduce = (lambda v: dist_utils.all_reduce_sum(v, run.distributed)) if world > 1 else None
+        summary = run.window.read(reduce=reduce)
+        steps = run.step - run.last_log_step
+        run.last_log_step = run.step
         it_per_s, img_per_s = self.throughput.lap(steps, steps * self.cfg.train.batch_size)
-        peak = peak_flops(c.device)
-        mfu = 3 * c.flops_per_image * img_per_s / (peak * world) if peak and c.flops_per_image else -1.0
-        eta = self.throughput.eta(self.cfg.train.steps - self.step)
-        elapsed = self.elapsed_before + time.perf_counter() - self.session_start
-        event = StepMetrics(step=self.step, loss=summary.loss, lr=self.lr, grad_norm=summary.grad_norm,
-                            it_per_s=it_per_s, img_per_s=img_per_s, elapsed_s=elapsed, eta_s=eta,
-                            loss_quartiles=summary.loss_quartiles, gpu_mem_bytes=gpu_memory_peak(c.device),
-                            gpu_util=gpu_utilization(c.device), mfu=mfu)
-        self.pub.emit(event)
-        self._status("running", step=self.step, loss=summary.loss, img_per_s=img_per_s, eta_s=eta)
+        peak = peak_flops(run.device)
+        mfu = 3 * run.flops_per_image * img_per_s / (peak * world) if peak and run.flops_per_image else -1.0
+        eta = self.throughput.eta(self.cfg.train.steps - run.step)
+        self.pub.emit(StepMetrics(step=run.step, loss=summary.loss, lr=run.lr, grad_norm=summary.grad_norm,
+                                  it_per_s=it_per_s, img_per_s=img_per_s, elapsed_s=self._elapsed(), eta_s=eta,
+                                  loss_quartiles=summary.loss_quartiles, gpu_mem_bytes=gpu_memory_peak(run.device),
+                                  gpu_util=gpu_utilization(run.device), mfu=mfu))
         skipped = summary.nonfinite_steps // world
-        if skipped:
-            self._warn(f"{skipped} of the last {summary.steps // world} steps had a non-finite loss or gradient "
-                       "and were skipped")
-            self.bad_windows += 1
-            if self.bad_windows >= BAD_WINDOWS_BEFORE_RESTORE:
-                self._restore_last_good(f"non-finite losses in {self.bad_windows} log windows in a row")
-        else:
-            self.bad_windows = 0
+        if not skipped:
+            run.bad_windows = 0
+            return ""
+        self._warn(f"{skipped} of the last {summary.steps // world} steps had a non-finite loss or gradient "
+                   "and were skipped")
+        run.bad_windows += 1
+        if run.bad_windows >= BAD_WINDOWS_BEFORE_RESTORE:
+            return f"non-finite losses in {run.bad_windows} log windows in a row"
+        return ""
+
+    def _elapsed(self) -> float:
+        return self.run.elapsed_before + time.perf_counter() - self.session_start
 
     def _sample(self) -> None:
-        c = self.c
-        self.last_sample_step = self.step
-        if not c.ctx.is_main:
+        run = self.run
+        run.last_sample_step = run.step
+        if not run.distributed.is_main:
             return
         started = time.perf_counter()
-        grid = preview_grid(c)
-        path = self.run.sample_path(self.step)
+        grid = preview_grid(run)
+        path = self.run_dir.sample_path(run.step)
         save_grid(grid, path)
-        self.pub.emit(SamplesReady(step=self.step, path=str(path), image=grid))
-        self._status(None, last_sample=str(path))
+        self.pub.emit(SamplesReady(step=run.step, path=str(path), image=grid))
         self.throughput.exclude(time.perf_counter() - started)
 
     def _weights_finite(self) -> bool:
-        norms = torch._foreach_norm([p.detach() for p in self.params])
+        norms = torch._foreach_norm([p.detach() for p in self.run.trainable])
         return bool(torch.isfinite(torch.stack(norms)).all())  # a sync: fine at checkpoint time
 
     def _checkpoint(self) -> None:
-        c = self.c
+        """Save a checkpoint at this step; never of non-finite weights: roll back to the last one instead."""
+        run = self.run
         started = time.perf_counter()
         if not self._weights_finite():
             self._restore_last_good("the weights became non-finite")
             return
-        data_ranks = self._gather(c.data.state_dict())
-        rng_ranks = self._gather(rank_rng_state(c.device))
-        path = self.run.latest_checkpoint
-        if c.ctx.is_main:
-            state = training_state(c, self.step, data_ranks=data_ranks, rng_ranks=rng_ranks,
-                                   window=self.window.state_dict())
-            state["elapsed_s"] = self.elapsed_before + time.perf_counter() - self.session_start
-            path = save_run_checkpoint(self.run.checkpoints_dir, self.step, state, self.cfg.train.keep_checkpoints)
-            self.pub.emit(CheckpointSaved(step=self.step, path=str(path)))
-            self._status(None, last_checkpoint=str(path), checkpoint_step=self.step)
-        self.last_checkpoint = (self.step, path)
+        data_ranks = self._gather(run.data.state_dict())
+        rng_ranks = self._gather(rank_rng_state(run.device))
+        path = self.run_dir.latest_checkpoint
+        if run.distributed.is_main:
+            checkpoint = encode_training_state(run, run.step, data_ranks=data_ranks, rng_ranks=rng_ranks,
+                                               elapsed_s=self._elapsed())
+            path = save_run_checkpoint(self.run_dir.checkpoints_dir, run.step, checkpoint,
+                                       self.cfg.train.keep_checkpoints)
+            self.pub.emit(CheckpointSaved(step=run.step, path=str(path)))
+        run.last_checkpoint = (run.step, path)
         self.throughput.exclude(time.perf_counter() - started)
 
     def _gather(self, obj) -> list:
-        if not self.c.ctx.enabled:
+        distributed = self.run.distributed
+        if not distributed.enabled:
             return [obj]
-        out = [None] * self.c.ctx.world_size
+        out = [None] * distributed.world_size
         torch.distributed.all_gather_object(out, obj)
         return out
 
     def _restore_last_good(self, why: str) -> None:
         """Go back to the last checkpoint (weights, EMA, optimizer, scaler, step) instead of writing a broken
         one; the data order and noise go on, so the same batches are not replayed."""
-        c = self.c
-        self.restores += 1
-        if self.last_checkpoint is None or self.restores > MAX_RESTORES:
-            raise TrainingFailed(f"{why} and {'no checkpoint to go back to' if self.last_checkpoint is None else f'{MAX_RESTORES} restores did not help'}; "
+        run = self.run
+        run.restores += 1
+        if run.last_checkpoint is None or run.restores > MAX_RESTORES:
+            raise TrainingFailed(f"{why} and {'no checkpoint to go back to' if run.last_checkpoint is None else f'{MAX_RESTORES} restores did not help'}; "
                                  "lower train.lr, raise train.warmup_steps or use train.precision = \"fp32\"")
-        step, _ = self.last_checkpoint
-        state = load_checkpoint(self.run.latest_checkpoint, map_location=c.device)
-        load_weights(state, c.model, c.ema, c.optimizer, c.scaler)
-        if c.scaler is not None:
-            c.scaler.update(new_scale=c.scaler.get_scale() / 2.0)
-        self.window.values.zero_()
-        self.step = self._last_log_step = int(state["step"])
-        self.bad_windows = 0
+        step, _ = run.last_checkpoint
+        checkpoint = load_checkpoint(self.run_dir.latest_checkpoint, map_location=run.device)
+        restore_weights(checkpoint, run.model, run.ema, run.optimizer, run.scaler)
+        if run.scaler is not None:
+            run.scaler.update(new_scale=run.scaler.get_scale() / 2.0)
+        run.window.values.zero_()
+        run.step = run.last_log_step = int(checkpoint["step"])
+        run.bad_windows = 0
         self._warn(f"{why}: restored the checkpoint of step {step} (data order goes on)")
 
     # -- control -----------------------------------------------------------------------------------
 
     def _handle_control(self, commands: list[str]) -> None:
+        run = self.run
         for command in commands:
             if command == "stop":
-                if not self.stop_requested:
-                    self.stop_requested = True
-                    self.pub.emit(StateChanged("stopping", step=self.step))
-                    self._status("stopping")
+                if not run.stop_requested:
+                    run.stop_requested = True
+                    self.pub.emit(StateChanged("stopping", step=run.step))
             elif command == "sample":
                 self._sample()
             elif command == "checkpoint":
                 self._checkpoint()
-            elif command == "pause" and not self.stop_requested:
+            elif command == "pause" and not run.stop_requested:
                 self._pause()
 
     def _pause(self) -> None:
+        run = self.run
         started = time.perf_counter()
-        self.pub.emit(StateChanged("paused", step=self.step))
-        self._status("paused")
+        self.pub.emit(StateChanged("paused", step=run.step))
         while True:
             time.sleep(0.2)
             commands = self.inbox.while_paused()
@@ -357,61 +349,54 @@ class Trainer:
             if "resume" in commands:
                 break
             self._handle_control([c for c in commands if c in ("sample", "checkpoint")])
-        if not self.stop_requested:
-            self.pub.emit(StateChanged("resumed", step=self.step))
-            self._status("running")
+        if not run.stop_requested:
+            self.pub.emit(StateChanged("resumed", step=run.step))
         self.throughput.exclude(time.perf_counter() - started)
 
     # -- ending ------------------------------------------------------------------------------------
 
     def _finish(self) -> None:
-        stopped_early = self.step < self.cfg.train.steps
-        if not stopped_early and self.last_sample_step != self.step:
+        run = self.run
+        stopped_early = run.step < self.cfg.train.steps
+        if not stopped_early and run.last_sample_step != run.step:
             self._sample()
         # The checkpoint comes before the last (partial) log line, so it holds the unfinished metric window
         # and a resumed run logs exactly what an uninterrupted one would.
-        if self.last_checkpoint is None or self.last_checkpoint[0] != self.step:
+        if run.last_checkpoint is None or run.last_checkpoint[0] != run.step:
             self._checkpoint()
-        if self._last_log_step != self.step:
+        if run.last_log_step != run.step:
             self._log()
-        self.pub.emit(RunFinished(step=self.step, run_dir=str(self.run.path), stopped_early=stopped_early))
-        self._status("stopped" if stopped_early else "finished", message="")
+        self.pub.emit(RunFinished(step=run.step, run_dir=str(self.run_dir.path), stopped_early=stopped_early))
 
     def _kept(self) -> str:
-        if self.last_checkpoint is not None:
-            return f"checkpoint at step {self.last_checkpoint[0]}: {self.last_checkpoint[1]}"
-        return f"no checkpoint yet; config, metrics and samples in {self.run.path}" if self.run else "nothing"
+        last = self.run.last_checkpoint
+        if last is not None:
+            return f"checkpoint at step {last[0]}: {last[1]}"
+        return f"no checkpoint yet; config, metrics and samples in {self.run_dir.path}" if self.run_dir else "nothing"
 
     def _fail(self, message: str) -> str:
-        """Record the failure (event + status) and return the one-line message for the caller."""
+        """Record the failure (one event; status.json follows it) and return the one-line message."""
         message = " ".join(message.split())
         kept = self._kept()
-        if self.run is not None and self.c.ctx.is_main:
+        step = self.run.step
+        if self.run_dir is not None and self.run.distributed.is_main:
             try:
-                self.pub.emit(RunFailed(message=message, kept=kept, step=self.step))
-                self._status("failed", message=message, kept=kept)  # the same word as the event: attach agrees
+                self.pub.emit(RunFailed(message=message, kept=kept, step=step))
             except Exception:  # noqa: BLE001 - a full disk must not hide the original error
                 pass
-        return f"training failed at step {self.step}: {message} (kept: {kept})"
+        return f"training failed at step {step}: {message} (kept: {kept})"
 
     def _write_traceback(self) -> str:
-        if self.run is None or not self.c.ctx.is_main:
+        if self.run_dir is None or not self.run.distributed.is_main:
             return ""
         try:
-            (self.run.path / "traceback.txt").write_text(traceback.format_exc(), encoding="utf-8")
-            return f" (traceback in {self.run.path / 'traceback.txt'})"
+            (self.run_dir.path / "traceback.txt").write_text(traceback.format_exc(), encoding="utf-8")
+            return f" (traceback in {self.run_dir.path / 'traceback.txt'})"
         except OSError:
             return ""
 
     def _warn(self, message: str) -> None:
-        self.pub.emit(RunWarning(message, step=self.step))
-
-    def _status(self, state: str | None, **fields) -> None:
-        if self.run is None or not self.c.ctx.is_main:
-            return
-        state = state or self.run.read_status().get("state", "running")
-        fields = {"step": self.step, "total_steps": self.cfg.train.steps, **fields}
-        self.run.write_status(state, **fields)
+        self.pub.emit(RunWarning(message, step=self.run.step))
 
 
 def train(cfg, *, on_event=None, resume: str | None = None, run_dir: RunDirectory | str | Path | None = None,

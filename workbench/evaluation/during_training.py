@@ -51,7 +51,7 @@ class TrainingEvaluator:
 
     def __init__(self, *, dataset_section: Any, channels: int, image_size: int, samples: int, metric: str = "fd",
                  extractor: str = "auto", sampler: str = FAST_SAMPLER, steps: int = FAST_STEPS, seed: int = 0,
-                 batch_size: int = 250, device: torch.device | str = "cpu", host=None,
+                 batch_size: int = 250, device: torch.device | str = "cpu",
                  on_note: Callable[[str], None] | None = None, best: tuple[int, float] | None = None):
         from workbench.evaluation.extractors import build_extractor, check_images_for, choose_extractor
 
@@ -59,8 +59,8 @@ class TrainingEvaluator:
             raise ValueError(f"metric {metric!r} is not one of {', '.join(METRICS)}")
         self.dataset_section, self.samples, self.metric = dataset_section, samples, metric
         self.sampler_name, self.steps, self.seed, self.batch_size = sampler, steps, seed, batch_size
-        self.device, self.host, self.on_note = torch.device(device), host, on_note
-        self.extractor = build_extractor(choose_extractor(extractor, channels, image_size), host=host,
+        self.device, self.on_note = torch.device(device), on_note
+        self.extractor = build_extractor(choose_extractor(extractor, channels, image_size),
                                          option="train.eval_extractor")
         check_images_for(self.extractor, channels, image_size, "train.eval_every")
         self.extractor.to(self.device)
@@ -72,7 +72,7 @@ class TrainingEvaluator:
             from workbench.evaluation.reference import dataset_reference
 
             self.reference = dataset_reference(self.dataset_section, self.extractor, device=self.device,
-                                               host=self.host, on_note=self.on_note)
+                                               on_note=self.on_note)
         return self.reference
 
     def evaluate(self, model: torch.nn.Module, diffusion, cfg, *, step: int, channels: int, image_size: int) -> Quality:
@@ -80,14 +80,16 @@ class TrainingEvaluator:
         from workbench.diffusion import build_sampler
         from workbench.evaluation.evaluate import score_features
         from workbench.evaluation.extractors import extract_features
-        from workbench.export.sampling import SampleSettings, generate
+        from workbench.sampling.generate import SampleSettings, generate
 
         started = time.perf_counter()
         reference = self._reference()
-        sampler = build_sampler(SimpleNamespace(name=self.sampler_name, params={}), host=self.host)
+        section = fast_sample_section(cfg, self.sampler_name, self.steps)
+        sampler = build_sampler(section)
         bundle = SimpleNamespace(model=model, diffusion=diffusion, cfg=cfg, channels=channels, image_size=image_size)
-        settings = SampleSettings(n=self.samples, steps=self.steps, seed=self.seed,
-                                  batch_size=min(self.batch_size, self.samples))
+        settings = SampleSettings(n=self.samples, steps=section.steps, seed=self.seed,
+                                  batch_size=min(self.batch_size, self.samples), clip_x0=section.clip_x0,
+                                  dynamic_threshold=section.dynamic_threshold)
         was_training = model.training
         model.eval()
         try:
@@ -103,3 +105,16 @@ class TrainingEvaluator:
             self.best_step, self.best_value = step, value
         return Quality(step, self.metric, label, value, result, time.perf_counter() - started, is_best,
                        self.best_step, self.best_value)
+
+
+def fast_sample_section(cfg, name: str, steps: int):
+    """The run's [sample] section with sampler `name` at `steps` (at most the schedule's timesteps), resolved
+    like a config file: the run's own sampler keeps its options, another starts from its defaults."""
+    from workbench.config import resolve
+
+    raw = cfg.as_dict()
+    stored = raw["sample"]
+    table = dict(stored) if stored["name"] == name else {k: stored[k] for k in ("n", "clip_x0", "dynamic_threshold")}
+    table.update(name=name, steps=min(steps, int(cfg.schedule.timesteps)))
+    raw["sample"] = table
+    return resolve(raw, source=cfg.source).sample

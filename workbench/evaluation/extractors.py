@@ -35,20 +35,20 @@ def choose_extractor(name: str, channels: int, size: int) -> str:
     return SMALL_GRAYSCALE if channels == 1 and size <= 32 else INCEPTION
 
 
-def build_extractor(name: str, params: dict[str, Any] | None = None, *, host=None, option: str = "--extractor"):
-    """The feature extractor registered as `name`, built with `params` and checked; one-line errors."""
-    if host is None:
-        from workbench.plugin_host import get_host
+def build_extractor(name: str, params: dict[str, Any] | None = None, *, option: str = "--extractor"):
+    """The feature extractor registered as `name` in the plugin host, built with those of `params` it takes,
+    and checked; errors are one line (workbench.components' policy)."""
+    from workbench.components import call_factory
+    from workbench.plugin_host import get_host
 
-        host = get_host()
-    registry = host.registries["feature_extractor"]
+    registry = get_host().registries["feature_extractor"]
     if name not in registry:
         raise UsageError(f"{option} {name!r}: no such feature extractor{did_you_mean(name, registry.names())}; "
                          f"installed: {', '.join(registry.names()) or 'none'}")
     component = registry.get(name)
     params = {k: v for k, v in (params or {}).items() if k in component.params}
     resolved = component.resolve_params(params, section="feature_extractor")
-    extractor = component.factory(**resolved)
+    extractor = call_factory(component, section="feature_extractor", **resolved)
     check_extractor(extractor, f"feature extractor {name!r} (plugin {component.plugin})")
     return extractor
 

@@ -102,7 +102,7 @@ def fid_inception(path: Path) -> torch.nn.Module:
             network = library.InceptionV3([library.InceptionV3.BLOCK_INDEX_BY_DIM[FEATURE_DIM]],
                                           resize_input=True, normalize_input=True)
         except RuntimeError as exc:  # missing/unexpected keys or shapes: another network's weights
-            from workbench.engine.checkpoint import describe_mismatch
+            from workbench.sampling.model import describe_mismatch
 
             raise WeightsError(f"{str(path)!r} is not the FID Inception-v3 weights ({describe_mismatch(exc)}); "
                                f"{how_to_get()}") from None

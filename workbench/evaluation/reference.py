@@ -97,19 +97,18 @@ class ReferenceImages:
     description: str
 
 
-def reference_images(dataset_section, *, host=None) -> ReferenceImages:
-    """All images of a config's [dataset] section (its plugin, params, limit and padding), on the CPU."""
-    from workbench.data.build import call_factory
+def reference_images(dataset_section) -> ReferenceImages:
+    """All images of a resolved config's [dataset] section (its plugin, params, limit and padding), on the CPU."""
+    from workbench.components import call_factory, chosen, label
+    from workbench.data.build import check_source
     from workbench.data.preprocess import pad_images, square_size
     from workbench.data.source import InMemoryImages
 
-    if host is None:
-        from workbench.plugin_host import get_host
-
-        host = get_host()
     name = dataset_section.name
     params = dict(dataset_section.params)
-    source = call_factory(host.get("dataset", name, section="dataset"), host, params)
+    component = chosen(dataset_section)
+    source = call_factory(component, section="dataset", **params)
+    check_source(source, label(component))
     limit = int(dataset_section.limit)
     count = min(source.num_images, limit) if limit else source.num_images
     if isinstance(source, InMemoryImages):
@@ -150,11 +149,11 @@ def compute_reference(images: ReferenceImages, extractor, *, device="cpu", batch
 
 
 def dataset_reference(dataset_section, extractor, *, device="cpu", batch_size: int = 500, use_cache: bool = True,
-                      host=None, on_batch=None, on_note: Callable[[str], None] | None = None) -> ReferenceStats:
+                      on_batch=None, on_note: Callable[[str], None] | None = None) -> ReferenceStats:
     """The statistics of a dataset reference: from the cache when its identity matches, else computed (and
     cached; a cache that cannot be written is a note, not an error)."""
     note = on_note or (lambda text: None)
-    images = reference_images(dataset_section, host=host)
+    images = reference_images(dataset_section)
     path = cache_path(images, extractor)
     if use_cache and path.is_file():
         try:

@@ -20,6 +20,11 @@ calls it once per component it provides:
 - `validate`: optional `validate(params: dict) -> None` that raises `ValueError("what is wrong")` for
   values the plugin cannot use; the host names the plugin and key in the message shown to the user.
 
+When a factory raises (the same for every kind, see workbench.components): a `workbench.errors`
+`WorkbenchError` (e.g. `ConfigError`, `DatasetError`) reaches the user unchanged, so make it one line that
+says what to fix; a `ValueError` is shown as "[section] <kind> '<name>' (plugin <yours>) refused its
+parameters: <message>"; anything else is reported as your plugin failing to build.
+
 Third-party plugins are ordinary Python packages that declare an entry point in the group
 `ddpm_workbench` (see examples/ddpm-workbench-example-plugin). The host validates what every factory
 returns and names the plugin in every error.
@@ -56,7 +61,12 @@ def register_backbones(register):
 
 @hookspec
 def register_samplers(register):
-    """Register samplers: `factory(**params) -> workbench.diffusion.Sampler` (see that protocol)."""
+    """Register samplers: `factory(**params) -> workbench.diffusion.Sampler` (see that protocol).
+
+    A sampler with the class attribute `calls_denoise = True` gets `set_timesteps(schedule, steps, device)`
+    with the public NoiseSchedule and `step(index, x, denoise, generator)`, calling `denoise(x, t) -> pred_x0`
+    as often as it needs (Heun: twice per step). One without it is run through the loop's adapter for the
+    earlier protocol: `set_timesteps(diffusion, steps, device)`, `step(index, x_t, pred_x0, generator)`."""
 
 
 @hookspec

@@ -1,6 +1,6 @@
 """Browse the sample grids of a run over training steps, and the denoising progression of its checkpoint.
 
-The progression comes from `ddpm-workbench sample --strip` (workbench.export) run as a separate process in a
+The progression comes from `ddpm-workbench sample --strip` (workbench.sampling) run as a separate process in a
 thread worker, so sampling never blocks the UI and never runs inside it.
 """
 

@@ -1,8 +1,7 @@
 """Compare noise schedules: log-SNR against t for the schedules ticked on the left.
 
 alpha-bar comes from `workbench.diffusion.build_schedule` (the same code training uses, zero-terminal-SNR
-rescaling included) when it exists, else straight from each schedule plugin's factory. Computing imports
-torch, so it runs in a thread worker.
+rescaling included). Computing imports torch, so it runs in a thread worker.
 """
 
 from __future__ import annotations
@@ -30,15 +29,9 @@ def schedule_betas(config: Config, name: str, host) -> list[float]:
     if name != config.schedule.name:
         raw["schedule"] = {"name": name, "timesteps": config.schedule.timesteps,
                            "zero_terminal_snr": config.schedule.zero_terminal_snr}
-    section = resolve(raw, source=config.source, host=host).schedule
-    try:
-        from workbench.diffusion import build_schedule
-    except ImportError:
-        build_schedule = None
-    if build_schedule is not None:
-        betas = build_schedule(section, host=host)
-    else:
-        betas = host.get("schedule", name).factory(section.timesteps, **section.params)
+    from workbench.diffusion import build_schedule
+
+    betas = build_schedule(resolve(raw, source=config.source, host=host).schedule)
     return [float(b) for b in betas]
 
 

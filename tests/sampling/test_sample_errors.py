@@ -96,7 +96,7 @@ def test_bad_sampler_options_are_refused(capsys, tmp_path, tiny_checkpoint, args
 @pytest.mark.parametrize("option", ["--out", "--progression", "--strip"])
 def test_output_paths_that_cannot_be_written_are_refused_before_sampling(capsys, tmp_path, tiny_checkpoint,
                                                                          monkeypatch, option):
-    import workbench.export.sampling as sampling
+    import workbench.sampling.generate as sampling
 
     def must_not_run(*args, **kwargs):
         raise AssertionError("sampling started before the output paths were checked")
@@ -122,7 +122,7 @@ def test_pngs_into_a_folder_that_is_not_empty(capsys, tmp_path, tiny_checkpoint)
 
 def interrupt_sampling_at_step_2(monkeypatch) -> None:
     """Make the next sampling run raise KeyboardInterrupt (a Ctrl-C) at its third sampler step."""
-    import workbench.export.sampling as sampling
+    import workbench.sampling.generate as sampling
 
     real_generate = sampling.generate
 
@@ -158,7 +158,7 @@ def test_an_existing_output_file_is_replaced_only_when_sampling_succeeds(capsys,
 @pytest.mark.parametrize("seed", ["-1", "2**63", "9223372036854775808", "1.5"])
 def test_seeds_out_of_range_are_refused_when_the_arguments_are_read(capsys, in_tmp_cwd, tiny_checkpoint, monkeypatch,
                                                                     command, seed):
-    import workbench.export.seeding as seeding
+    import workbench.sampling.seeding as seeding
 
     def must_not_run(*args, **kwargs):
         raise AssertionError("the seed reached the seeding")

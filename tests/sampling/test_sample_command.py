@@ -7,11 +7,11 @@ import pytest
 import torch
 from PIL import Image, ImageSequence
 
-from tests.export.conftest import IMAGE_SIZE
+from tests.sampling.conftest import IMAGE_SIZE
 from workbench.cli import main
-from workbench.engine.grid import PADDING
+from workbench.pictures import PADDING
 
-SAMPLERS = ["ddpm", "ddim", "dpm-solver++"]
+SAMPLERS = ["ddpm", "ddim", "dpm-solver++", "heun"]
 
 
 def sample(capsys, *args) -> str:
@@ -60,7 +60,8 @@ def test_the_same_seed_gives_identical_images_and_another_seed_different_ones(ca
     assert not np.array_equal(first, other)
 
 
-@pytest.mark.parametrize("sampler", [["ddim"], ["dpm-solver++"], ["ddpm"], ["ddim", "--eta", "1"]], ids=" ".join)
+@pytest.mark.parametrize("sampler", [["ddim"], ["dpm-solver++"], ["ddpm"], ["ddim", "--eta", "1"],
+                                     ["heun", "--set", "spacing=karras"]], ids=" ".join)
 def test_every_sampler_gives_the_same_images_at_any_batch_size(capsys, tmp_path, tiny_checkpoint, sampler):
     # in float32: under bf16 (the default on CPUs with AMX) a batch of 5 and of 2 round differently enough
     # for a deterministic sampler to end a few levels apart. ddpm and ddim with eta 1 add fresh noise at
@@ -89,7 +90,7 @@ def test_bf16_sampling_stays_close_to_float32(capsys, tmp_path, tiny_checkpoint)
 
 def test_precision_auto_follows_the_training_rule():
     from workbench.engine.setup import cpu_has_amx
-    from workbench.export.sampling import sampling_dtype
+    from workbench.sampling.model import sampling_dtype
 
     cpu = torch.device("cpu")
     assert sampling_dtype("auto", cpu) == (torch.bfloat16 if cpu_has_amx() else None)
@@ -164,7 +165,7 @@ def test_progression_gif_has_one_frame_per_chosen_step_plus_the_final_image(caps
 
 
 def test_progression_strip_shows_x_t_and_predicted_x0_per_image(capsys, tmp_path, tiny_checkpoint):
-    from workbench.export.layout import LINE_HEIGHT, text_width
+    from workbench.sampling.layout import LINE_HEIGHT, text_width
 
     strip = tmp_path / "s.png"
     sample(capsys, "--checkpoint", str(tiny_checkpoint), "--n", "3", "--steps", "5", "--strip", str(strip),
@@ -191,7 +192,7 @@ def conditional_checkpoint(tmp_path, tiny_checkpoint):
     import torch
 
     from workbench.config import resolve
-    from workbench.models import build_backbone
+    from workbench.backbones import build_backbone
 
     state = torch.load(tiny_checkpoint, weights_only=True)
     state["config"]["backbone"]["num_classes"] = 3

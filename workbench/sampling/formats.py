@@ -12,9 +12,9 @@ import io
 import numpy as np
 import torch
 
-from workbench.engine.grid import make_grid, png_bytes
+from workbench.pictures import make_grid, png_bytes
 
-from workbench.export.defaults import DEFAULT_OUT, FORMATS, SUFFIXES  # noqa: F401 - re-exported
+from workbench.sampling.defaults import DEFAULT_OUT, FORMATS, SUFFIXES  # noqa: F401 - re-exported
 
 
 def grid_png(images: torch.Tensor, nrow: int | None = None) -> bytes:

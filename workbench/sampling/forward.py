@@ -12,8 +12,8 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from workbench.engine.grid import to_uint8
-from workbench.export.layout import labelled_grid, stack, titled, upscale
+from workbench.pictures import to_uint8
+from workbench.sampling.layout import labelled_grid, stack, titled, upscale
 
 # The fractions of T the default timesteps sit at: 0, 100, 250, 500, 750, 999 for T = 1000.
 DEFAULT_FRACTIONS = (0.0, 0.1, 0.25, 0.5, 0.75, 1.0)

@@ -1,6 +1,6 @@
 """Labelled picture layouts: grids with column headings, row labels and titles, stacked into strips.
 
-Builds on `workbench.engine.grid.make_grid` (tiles with 2-px grey padding); everything here is uint8 numpy
+Builds on `workbench.pictures.make_grid` (tiles with 2-px grey padding); everything here is uint8 numpy
 (H, W, C) with C = 1 or 3, the same form `grid.png_bytes` saves. Text is drawn with PIL's built-in font.
 """
 
@@ -11,7 +11,7 @@ from functools import lru_cache
 import numpy as np
 import torch
 
-from workbench.engine.grid import PADDING, PAD_VALUE, make_grid
+from workbench.pictures import PADDING, PAD_VALUE, make_grid
 
 BAND_VALUE = 255  # white bands behind labels
 TEXT_VALUE = 0    # black text

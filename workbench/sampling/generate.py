@@ -6,7 +6,7 @@ precision "auto" the network runs under bf16 autocast where training does (CUDA 
 AMX), with channels_last memory on CUDA; its output is cast back to float32 so the sampler's arithmetic
 stays in full precision.
 
-Image i always starts from the same noise x_T (see `workbench.export.seeding`), whatever the batch size.
+Image i always starts from the same noise x_T (see `workbench.sampling.seeding`), whatever the batch size.
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ from typing import Any, Callable
 
 import torch
 
-from workbench.engine.grid import to_uint8
-from workbench.export.defaults import PRECISIONS
-from workbench.export.seeding import starting_noise, step_noise_generators
+from workbench.pictures import to_uint8
+from workbench.sampling.model import model_function, sampling_dtype
+from workbench.sampling.seeding import starting_noise, step_noise_generators
 
 
 @dataclass
@@ -49,49 +49,6 @@ def resolve_device(name: str | None) -> torch.device:
     return resolve(name or "auto", option="--device", error=UsageError)
 
 
-def sampling_dtype(precision: str, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype for the network: bf16 or None (float32). "auto" follows training's rule
-    (`auto_precision`): bf16 on CUDA GPUs that support it and on CPUs with AMX (about 2x faster there)."""
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision {precision!r} is not one of {', '.join(PRECISIONS)}")
-    if precision == "auto":
-        from workbench.engine.setup import auto_precision
-
-        precision = auto_precision(device)
-    if precision == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
-        from workbench.errors import UsageError
-
-        raise UsageError("--precision bf16: this GPU has no bf16 support; use --precision fp32 or auto")
-    return torch.bfloat16 if precision == "bf16" else None
-
-
-def fast_model_fn(model: torch.nn.Module, device: torch.device, labels: torch.Tensor | None = None,
-                  precision: str = "auto") -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
-    """`model_fn(x_t, t)` for the sampler: autocast per `precision` (see `sampling_dtype`), channels_last
-    and TF32 on CUDA; the output always float32."""
-    dtype = sampling_dtype(precision, device)
-    memory_format = torch.contiguous_format
-    if device.type == "cuda":
-        memory_format = torch.channels_last
-        model.to(memory_format=memory_format)
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
-
-    def model_fn(x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
-            out = model(x_t.contiguous(memory_format=memory_format), t, *_label_args(labels, x_t))
-        return out.float()
-    return model_fn
-
-
-def _label_args(labels: torch.Tensor | None, x_t: torch.Tensor) -> tuple:
-    if labels is None:
-        return ()
-    # a sampler may evaluate a larger batch than it was given (e.g. guidance); repeat the labels to fit
-    repeats = x_t.shape[0] // labels.shape[0]
-    return (labels.repeat(repeats) if repeats > 1 else labels,)
-
-
 def class_count(cfg) -> int:
     """Number of classes of a class-conditional backbone (0 for unconditional ones)."""
     value = cfg.backbone.params.get("num_classes") if hasattr(cfg.backbone, "params") else None
@@ -110,7 +67,7 @@ def image_labels(n: int, num_classes: int, label: int | None) -> torch.Tensor | 
 def generate(bundle: Any, sampler: Any, settings: SampleSettings, *, device: torch.device,
              on_step: Callable[[Any], None] | None = None, on_batch: Callable[[int, int], None] | None = None,
              first_batch_callback: Callable[[Any], None] | None = None) -> SampleResult:
-    """Sample `settings.n` images from `bundle` (a SamplingBundle) with `sampler`.
+    """Sample `settings.n` images from `bundle` (a workbench.sampling.model.SamplingBundle) with `sampler`.
 
     on_step(step) runs at every sampler step of every batch (progress bars; it must not sync),
     first_batch_callback(step) at every step of the first batch only (progression recording), and
@@ -120,7 +77,7 @@ def generate(bundle: Any, sampler: Any, settings: SampleSettings, *, device: tor
 
     shape = (bundle.channels, bundle.image_size, bundle.image_size)
     all_labels = image_labels(settings.n, class_count(bundle.cfg), settings.label)
-    model_fn_for = lambda labels: fast_model_fn(bundle.model, device, labels, settings.precision)  # noqa: E731
+    dtype = sampling_dtype(settings.precision, device)
     chunks: list[torch.Tensor] = []
     with torch.inference_mode():
         for start in range(0, settings.n, settings.batch_size):
@@ -128,7 +85,8 @@ def generate(bundle: Any, sampler: Any, settings: SampleSettings, *, device: tor
             noise = starting_noise(settings.seed, start, count, shape).to(device, non_blocking=True)
             labels = all_labels[start:start + count].to(device) if all_labels is not None else None
             callback = _combine(on_step, first_batch_callback if start == 0 else None)
-            images = sample_images(model_fn_for(labels), bundle.diffusion, sampler, (count, *shape),
+            model_fn = model_function(bundle.model, device, labels=labels, autocast_dtype=dtype)
+            images = sample_images(model_fn, bundle.diffusion, sampler, (count, *shape),
                                    steps=settings.steps, generator=step_noise_generators(settings.seed, start, count, device),
                                    device=device, clip_x0=settings.clip_x0,
                                    dynamic_threshold=settings.dynamic_threshold, callback=callback, noise=noise)

@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 
 from workbench.cli import main
-from workbench.engine.grid import PADDING
+from workbench.pictures import PADDING
 
 SIZE = 16
 DATA = ["--set", "dataset.name=synthetic", "--set", f"dataset.size={SIZE}", "--set", "dataset.count=8",
@@ -19,7 +19,7 @@ DATA = ["--set", "dataset.name=synthetic", "--set", f"dataset.size={SIZE}", "--s
 
 def test_q_sample_tiles_follow_ho_et_al_eq_4():
     from workbench.diffusion import GaussianDiffusion
-    from workbench.export.forward import noised_tiles
+    from workbench.sampling.forward import noised_tiles
 
     betas = torch.linspace(1e-4, 0.02, 50, dtype=torch.float64)
     alpha_bar = torch.cumprod(1 - betas, 0)
@@ -35,7 +35,7 @@ def test_q_sample_tiles_follow_ho_et_al_eq_4():
 
 
 def test_default_timesteps_scale_with_t():
-    from workbench.export.forward import default_timesteps
+    from workbench.sampling.forward import default_timesteps
 
     assert default_timesteps(1000) == [0, 100, 250, 500, 750, 999]
     assert default_timesteps(50) == [0, 5, 12, 25, 38, 49]
@@ -47,7 +47,7 @@ def tile_at(picture, top, row, col):
 
 
 def test_two_schedules_side_by_side(capsys, in_tmp_cwd):
-    from workbench.export.layout import LINE_HEIGHT
+    from workbench.sampling.layout import LINE_HEIGHT
 
     code = main(["forward", *DATA, "--schedules", "linear,cosine", "--timesteps", "0,10,49", "--n", "3",
                  "--scale", "1", "--out", "f.png"])

@@ -11,8 +11,9 @@ The backbone contract, for plugin authors (see also docs/backbones.md):
   Returns a float tensor (B, C_out, S, S), e.g. the predicted noise.
 - No batch-size assumptions; it should work under bf16 autocast, channels_last and torch.compile.
 
-`build_backbone` checks all of that with a dummy forward pass, and every problem becomes a
-`PluginError` naming the backbone and its plugin (a `ConfigError` from the factory passes through).
+`build_backbone` checks all of that with a dummy forward pass. A factory that raises follows the one error
+policy of workbench.components; a wrong return value or forward pass is a `PluginError` naming the backbone
+and its plugin.
 A wrapper around any module (e.g. diffusers' UNet2DModel) is ten lines:
 
     class Wrapped(torch.nn.Module):
@@ -40,7 +41,8 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
-from workbench.errors import ConfigError, PluginError, WorkbenchError
+from workbench.components import call_factory, chosen, describe_exception, label
+from workbench.errors import PluginError, WorkbenchError
 
 __all__ = ["build_backbone", "count_parameters", "flops_per_image", "describe_backbone",
            "describe_registered_backbones", "DEFAULT_DESCRIBE_INPUT"]
@@ -49,31 +51,18 @@ __all__ = ["build_backbone", "count_parameters", "flops_per_image", "describe_ba
 DEFAULT_DESCRIBE_INPUT = {"in_channels": 3, "image_size": 32}
 
 
-def build_backbone(backbone_section, *, in_channels: int, out_channels: int, image_size: int,
-                   host=None) -> nn.Module:
-    """The backbone selected by `cfg.backbone` (its `.name` and `.params`), built and checked."""
-    if host is None:
-        from workbench.plugin_host import get_host
-
-        host = get_host()
-    component = host.get("backbone", backbone_section.name, section="backbone")
-    return build_component(component, dict(backbone_section.params), in_channels=in_channels,
+def build_backbone(backbone_section, *, in_channels: int, out_channels: int, image_size: int) -> nn.Module:
+    """The backbone a resolved `cfg.backbone` selected (its component and `.params`), built and checked."""
+    return build_component(chosen(backbone_section), backbone_section.params, in_channels=in_channels,
                            out_channels=out_channels, image_size=image_size)
 
 
 def build_component(component, params: Mapping[str, Any], *, in_channels: int, out_channels: int,
                     image_size: int) -> nn.Module:
     """Call a registered backbone's factory and check what it returns (see the module docstring)."""
-    who = f"backbone {component.name!r} (plugin {component.plugin})"
-    try:
-        model = component.factory(in_channels=in_channels, out_channels=out_channels, image_size=image_size,
-                                   **params)
-    except ConfigError:
-        raise
-    except WorkbenchError as exc:
-        raise PluginError(f"{who} failed to build: {exc}") from exc
-    except Exception as exc:  # noqa: BLE001 - a plugin's factory may raise anything
-        raise PluginError(f"{who} failed to build: {describe_exception(exc)}") from exc
+    who = label(component)
+    model = call_factory(component, section="backbone", in_channels=in_channels, out_channels=out_channels,
+                         image_size=image_size, **params)
     if not isinstance(model, nn.Module):
         raise PluginError(f"{who}: its factory returned {type(model).__name__}, not a torch.nn.Module")
     check_forward(model, who, in_channels=in_channels, out_channels=out_channels, image_size=image_size)
@@ -132,14 +121,10 @@ def describe_backbone(model: nn.Module, in_channels: int, image_size: int) -> di
     return {"params": count_parameters(model), "flops_per_image": flops_per_image(model, in_channels, image_size)}
 
 
-def describe_registered_backbones(host=None) -> list[dict[str, Any]]:
-    """Parameters and FLOPs per image of every registered backbone: each entry of a factory's optional
-    `presets` attribute ({label: {"params", "in_channels", "image_size"}}), else the registered defaults at
-    DEFAULT_DESCRIBE_INPUT. A backbone that fails to build is listed with its error."""
-    if host is None:
-        from workbench.plugin_host import get_host
-
-        host = get_host()
+def describe_registered_backbones(host) -> list[dict[str, Any]]:
+    """Parameters and FLOPs per image of every backbone registered in `host` (a PluginHost): each entry of a
+    factory's optional `presets` attribute ({label: {"params", "in_channels", "image_size"}}), else the
+    registered defaults at DEFAULT_DESCRIBE_INPUT. A backbone that fails to build is listed with its error."""
     rows = []
     for component in host.registries["backbone"]:
         variants = getattr(component.factory, "presets", None) or {
@@ -163,8 +148,3 @@ def model_device(model: nn.Module) -> torch.device:
     for tensor in (*model.parameters(), *model.buffers()):
         return tensor.device
     return torch.device("cpu")
-
-
-def describe_exception(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from workbench.errors import UsageError
-from workbench.export.outputs import OutputPlan
-from workbench.export.progression import frame_steps
-from workbench.export.seeding import starting_noise, stream_seed
+from workbench.sampling.outputs import OutputPlan
+from workbench.sampling.progression import frame_steps
+from workbench.sampling.seeding import starting_noise, stream_seed
 
 
 def test_outputs_appear_only_when_the_block_succeeds(tmp_path):
@@ -137,7 +137,7 @@ def test_an_empty_folder_in_a_read_only_parent(tmp_path):
 def test_sigterm_in_a_plan_removes_the_outputs_and_the_handler_is_restored_after(tmp_path):
     """The handler itself, called in-process (a real SIGTERM is tested on a real process in
     test_signals.py): it raises Terminated, a SystemExit with code 143, and the temporaries go."""
-    from workbench.export.outputs import Terminated
+    from workbench.sampling.outputs import Terminated
 
     before = signal.getsignal(signal.SIGTERM)
     assert before is signal.SIG_DFL
@@ -166,7 +166,7 @@ def test_an_ignored_sigterm_stays_ignored(tmp_path):
 
 def test_a_signal_while_publishing_waits_until_the_outputs_are_in_place(tmp_path, monkeypatch):
     """Ctrl-C in the middle of moving files into an existing folder must not leave half of them there."""
-    from workbench.export import outputs
+    from workbench.sampling import outputs
 
     (tmp_path / "out").mkdir()
     real_replace = os.replace

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from workbench.engine.grid import to_uint8
-from workbench.export.defaults import DEFAULT_FRAMES, DEFAULT_PROGRESSION_IMAGES, DEFAULT_STRIP_COLUMNS
-from workbench.export.layout import BAND_VALUE, labelled_grid, stack, titled, upscale
+from workbench.pictures import to_uint8
+from workbench.sampling.defaults import DEFAULT_FRAMES, DEFAULT_PROGRESSION_IMAGES, DEFAULT_STRIP_COLUMNS
+from workbench.sampling.layout import BAND_VALUE, labelled_grid, stack, titled, upscale
 
 FRAME_MS = 80
 FINAL_FRAME_MS = 1500      # hold the finished image before the GIF loops
