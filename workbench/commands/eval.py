@@ -74,18 +74,6 @@ def check_arguments(args) -> None:
         raise UsageError("--split chooses a dataset reference; --reference is a precomputed statistics file")
 
 
-def best_checkpoint(run: str, base_dir: str) -> Path:
-    from workbench.engine.rundir import RunDirectory
-    from workbench.errors import CheckpointError
-
-    run_dir = RunDirectory.resolve(run, base_dir)
-    path = run_dir.checkpoints_dir / "best.pt"
-    if not path.is_file():
-        raise CheckpointError(f"run {str(run_dir.path)!r} has no best checkpoint ({path} is missing); train with "
-                              "train.eval_every > 0 and train.keep_best, or drop --best")
-    return path
-
-
 def reference_config(args, run_cfg):
     """The config whose [dataset] is the reference: the run's (with --set applied) or --config/--set."""
     from workbench.cli import config_arguments, load_config_from_args
@@ -185,8 +173,7 @@ def run(args) -> int:
             from workbench.sampling.model import load_for_sampling
 
             sampling_dtype(args.precision, device)
-            checkpoint = str(best_checkpoint(args.run, args.dir)) if args.best else args.checkpoint
-            bundle = load_for_sampling(run=args.run, checkpoint=checkpoint, base_dir=args.dir,
+            bundle = load_for_sampling(run=args.run, checkpoint=args.checkpoint, base_dir=args.dir, best=args.best,
                                        ema=not args.no_ema, device=device)
             if args.sampler or args.steps:
                 from types import SimpleNamespace

@@ -9,7 +9,7 @@ headless, under torchrun, or by a TUI that has since quit):
       metrics.jsonl        one StepMetrics (or QualityMeasured) per line
       events.jsonl         every other event (started, samples, checkpoint, warning, state, finished, failed)
       samples/step_XXXXXXX.png   sample grids from fixed noise with EMA weights
-      checkpoints/step_XXXXXXX.pt and latest.pt
+      checkpoints/step_XXXXXXX.pt, latest.pt and best.pt (the best sample quality, train.keep_best)
       control/             commands for the engine: one file per command (pause, resume, sample,
                            checkpoint, stop), written by a UI, consumed and deleted by the engine
 
@@ -115,6 +115,11 @@ class RunDirectory:
     @property
     def latest_checkpoint(self) -> Path:
         return self.checkpoints_dir / "latest.pt"
+
+    @property
+    def best_checkpoint(self) -> Path:
+        """The checkpoint of the best sample-quality evaluation (train.eval_every, train.keep_best)."""
+        return self.checkpoints_dir / "best.pt"
 
     # -- writing (rank 0 only) ---------------------------------------------------------------------
 

@@ -41,6 +41,7 @@ class Quality:
 
 
 def metric_value(result: EvalResult, metric: str) -> tuple[str, float]:
+    """(label, value) of the ranking metric in a result."""
     if metric == "kid":
         return result.kernel_label, float(result.kid if result.kid is not None else math.nan)
     return result.frechet_label, float(result.frechet)
@@ -118,3 +119,40 @@ def fast_sample_section(cfg, name: str, steps: int):
     table.update(name=name, steps=min(steps, int(cfg.schedule.timesteps)))
     raw["sample"] = table
     return resolve(raw, source=cfg.source).sample
+
+
+def training_evaluator(cfg, *, channels: int, image_size: int, device: torch.device,
+                       best: dict | None = None) -> tuple[TrainingEvaluator | None, int, str]:
+    """(evaluator, every, note) for a run's [train] eval_* keys; (None, 0, note) when evaluation is off.
+
+    train.eval_every = -1 (auto) means off on a CPU and 10 evaluations per run on a GPU; when auto cannot
+    evaluate (no Inception weights offline, say), `note` says why and training goes on without it. An
+    explicit eval_every makes such problems one-line errors before training starts."""
+    from workbench.errors import ConfigError, WorkbenchError
+
+    train = cfg.train
+    auto = train.eval_every == -1
+    every = (max(1, train.steps // 10) if device.type == "cuda" else 0) if auto else train.eval_every
+    if not every:
+        return None, 0, ""
+    samples = train.eval_samples or (10_000 if device.type == "cuda" else 1_000)
+    try:
+        evaluator = TrainingEvaluator(dataset_section=cfg.dataset, channels=channels, image_size=image_size,
+                                      samples=samples, metric=train.eval_metric, extractor=train.eval_extractor,
+                                      seed=cfg.run.seed, device=device)
+        if samples <= evaluator.extractor.dim:
+            raise ConfigError(f"[train] eval_samples = {samples} is not more than the {evaluator.extractor.dim} "
+                              f"feature dimensions of {evaluator.extractor.name!r}: the Frechet distance's "
+                              f"covariance would be singular; use more than {evaluator.extractor.dim} (10,000 is usual)")
+    except WorkbenchError as exc:
+        if auto:
+            return None, 0, f"quality evaluation is off (train.eval_every = -1): {exc}"
+        raise
+    label = metric_value_label(evaluator.extractor, train.eval_metric)
+    if best and best.get("metric") == label:
+        evaluator.best_step, evaluator.best_value = int(best["step"]), float(best["value"])
+    return evaluator, every, ""
+
+
+def metric_value_label(extractor, metric: str) -> str:
+    return extractor.kernel_label if metric == "kid" else extractor.frechet_label
