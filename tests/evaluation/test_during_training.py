@@ -7,7 +7,6 @@ import math
 import pytest
 import torch
 
-from tests.evaluation.helpers import MeanPoolFeatures
 from workbench.evaluation.during_training import TrainingEvaluator
 
 TINY = [
@@ -16,16 +15,7 @@ TINY = [
 ]
 
 
-@pytest.fixture
-def host(monkeypatch, tmp_path):
-    from workbench.plugin_host.manager import PluginHost, reset_host
-    from workbench.plugin_host.registry import Component
-
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    host = PluginHost(load_entry_points=False)
-    host.registries["feature_extractor"].add(Component("feature_extractor", "mean-pool", MeanPoolFeatures, "tests"))
-    reset_host(host)
-    return host
+pytestmark = pytest.mark.usefixtures("mean_pool_extractor")
 
 
 @pytest.fixture
@@ -40,15 +30,15 @@ def tiny_model():
     return model, GaussianDiffusion.from_config(cfg), cfg
 
 
-def evaluator(cfg, host, **kwargs) -> TrainingEvaluator:
+def evaluator(cfg, **kwargs) -> TrainingEvaluator:
     return TrainingEvaluator(dataset_section=cfg.dataset, channels=1, image_size=16, samples=24,
                              extractor="mean-pool", steps=2, **kwargs)
 
 
-def test_an_evaluation_scores_samples_and_the_first_is_best(tiny_model, host):
+def test_an_evaluation_scores_samples_and_the_first_is_best(tiny_model):
     model, diffusion, cfg = tiny_model
     model.train()
-    probe = evaluator(cfg, host)
+    probe = evaluator(cfg)
     quality = probe.evaluate(model, diffusion, cfg, step=100, channels=1, image_size=16)
     assert quality.label == "FD_mean-pool" and quality.value > 0 and math.isfinite(quality.value)
     assert quality.is_best and (quality.best_step, quality.best_value) == (100, quality.value)
@@ -56,21 +46,21 @@ def test_an_evaluation_scores_samples_and_the_first_is_best(tiny_model, host):
     assert model.training, "the model goes back to training mode"
 
 
-def test_only_a_lower_value_is_a_new_best(tiny_model, host):
+def test_only_a_lower_value_is_a_new_best(tiny_model):
     model, diffusion, cfg = tiny_model
-    probe = evaluator(cfg, host, best=(50, 1e-9))  # restored from a checkpoint: an unbeatable best
+    probe = evaluator(cfg, best=(50, 1e-9))  # restored from a checkpoint: an unbeatable best
     quality = probe.evaluate(model, diffusion, cfg, step=100, channels=1, image_size=16)
     assert not quality.is_best and (quality.best_step, quality.best_value) == (50, 1e-9)
 
 
-def test_kid_can_be_the_metric(tiny_model, host):
+def test_kid_can_be_the_metric(tiny_model):
     model, diffusion, cfg = tiny_model
-    quality = evaluator(cfg, host, metric="kid").evaluate(model, diffusion, cfg, step=1, channels=1, image_size=16)
+    quality = evaluator(cfg, metric="kid").evaluate(model, diffusion, cfg, step=1, channels=1, image_size=16)
     assert quality.label == "KD_mean-pool" and quality.value == quality.result.kid
 
 
-def test_the_same_seed_gives_the_same_number(tiny_model, host):
+def test_the_same_seed_gives_the_same_number(tiny_model):
     model, diffusion, cfg = tiny_model
-    first = evaluator(cfg, host).evaluate(model, diffusion, cfg, step=1, channels=1, image_size=16)
-    second = evaluator(cfg, host).evaluate(model, diffusion, cfg, step=1, channels=1, image_size=16)
+    first = evaluator(cfg).evaluate(model, diffusion, cfg, step=1, channels=1, image_size=16)
+    second = evaluator(cfg).evaluate(model, diffusion, cfg, step=1, channels=1, image_size=16)
     assert first.value == second.value

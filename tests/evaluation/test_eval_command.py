@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.evaluation.helpers import MeanPoolFeatures, noise_images, write_npy
+from tests.evaluation.helpers import noise_images, write_npy
 from workbench.cli import main
 
 TINY_RUN = [
@@ -19,16 +19,7 @@ TINY_RUN = [
 ]
 
 
-@pytest.fixture(autouse=True)
-def mean_pool_extractor(monkeypatch, tmp_path):
-    """The process-wide host with a cheap 16-d extractor registered beside the built-ins; a private cache."""
-    from workbench.plugin_host.manager import PluginHost, reset_host
-    from workbench.plugin_host.registry import Component
-
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    host = PluginHost(load_entry_points=False)
-    host.registries["feature_extractor"].add(Component("feature_extractor", "mean-pool", MeanPoolFeatures, "tests"))
-    reset_host(host)
+pytestmark = pytest.mark.usefixtures("mean_pool_extractor")
 
 
 @pytest.fixture

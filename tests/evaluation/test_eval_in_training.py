@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.evaluation.helpers import MeanPoolFeatures
 from workbench.cli import main
 
 TINY = [
@@ -20,15 +19,7 @@ TINY = [
 ]
 
 
-@pytest.fixture(autouse=True)
-def mean_pool_extractor(monkeypatch, tmp_path):
-    from workbench.plugin_host.manager import PluginHost, reset_host
-    from workbench.plugin_host.registry import Component
-
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    host = PluginHost(load_entry_points=False)
-    host.registries["feature_extractor"].add(Component("feature_extractor", "mean-pool", MeanPoolFeatures, "tests"))
-    reset_host(host)
+pytestmark = pytest.mark.usefixtures("mean_pool_extractor")
 
 
 def train_tiny(tmp_path: Path, *extra: str) -> Path:

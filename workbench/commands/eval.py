@@ -75,19 +75,17 @@ def check_arguments(args) -> None:
 
 
 def reference_config(args, run_cfg):
-    """The config whose [dataset] is the reference: the run's (with --set applied) or --config/--set."""
-    from workbench.cli import config_arguments, load_config_from_args
+    """The config whose [dataset] is the reference: the run's, or --config's (or the defaults), with --set
+    and --split applied."""
+    from workbench.cli import config_arguments
+    from workbench.config import load_config
     from workbench.errors import ConfigError, UsageError
 
-    _, overrides = config_arguments(args)
+    path, overrides = config_arguments(args)
     if args.split:
-        overrides = overrides + [f"dataset.split={args.split}"]
+        overrides.append(f"dataset.split={args.split}")
     try:
-        if run_cfg is not None:
-            return run_cfg.with_overrides(overrides)
-        if args.split:
-            args.overrides = list(getattr(args, "overrides", None) or []) + [f"dataset.split={args.split}"]
-        return load_config_from_args(args)
+        return run_cfg.with_overrides(overrides) if run_cfg is not None else load_config(path, overrides)
     except ConfigError as exc:
         raise UsageError(f"reference dataset: {exc}") from None
 
