@@ -30,8 +30,8 @@ def add_arguments(parser) -> None:
     what.add_argument("--dir", default="runs", metavar="DIR", help="folder holding run directories (default: runs)")
     sampling = parser.add_argument_group("sampling a run")
     sampling.add_argument("--n", type=positive_int, default=None,
-                          help="samples to score (default: 10,000, or 1,000 on a CPU, at most the reference's size; "
-                               "with --samples: all of them)")
+                          help="samples to score (default: 10,000, or 1,000 on a CPU, at most the reference's size "
+                               "and at least the feature dimension + 1; with --samples: all of them)")
     sampling.add_argument("--sampler", metavar="NAME", help="ddpm, ddim, dpm-solver++, ... (default: the run's)")
     sampling.add_argument("--steps", type=positive_int, default=None, help="sampler steps (default: the run's)")
     sampling.add_argument("--seed", type=seed_int, default=0, help="sampling seed (default: 0)")
@@ -198,7 +198,7 @@ def run(args) -> int:
             ev.check_shapes(channels, size, reference)
             if images is None:
                 default = ev.DEFAULT_N if device.type == "cuda" else ev.DEFAULT_N_CPU
-                n = args.n or min(default, max(reference.stats.n, extractor.dim + 1))
+                n = args.n or max(min(default, reference.stats.n), extractor.dim + 1)
                 ev.check_sample_count(n, extractor)
                 images, what = sample_run(args, bundle, n, device, progress)
             ev.check_sample_count(len(images), extractor)
