@@ -119,3 +119,12 @@ def test_precision_recall_tell_mode_collapse_from_spread():
     collapsed = reference[:400] * 0.1  # every sample near the centre: plausible but not diverse
     precision, recall = precision_recall(collapsed, reference)
     assert precision > 0.9 and recall < 0.5
+
+
+def test_the_kid_kernel_gives_the_same_number_on_torch_tensors():
+    """The GPU path of KID runs the same estimator on torch tensors."""
+    import torch
+
+    x, y = random_features(30, 6, seed=16), random_features(30, 6, seed=17, shift=0.2)
+    assert polynomial_mmd2_unbiased(torch.from_numpy(x), torch.from_numpy(y)) == pytest.approx(
+        polynomial_mmd2_unbiased(x, y), rel=1e-12)

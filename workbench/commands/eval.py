@@ -206,7 +206,7 @@ def run(args) -> int:
             features = extract_features(extractor, images, device=device,
                                         on_batch=progress.task("sample features", len(images)))
             extract_seconds = time.perf_counter() - started
-            result = ev.score_features(features, reference, extractor)
+            result = ev.score_features(features, reference, extractor, device=device)
         if saved is not None:
             saved.write_with(lambda f: save_reference_npz(reference, f))
 

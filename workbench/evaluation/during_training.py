@@ -99,7 +99,7 @@ class TrainingEvaluator:
             model.train(was_training)
         features = extract_features(self.extractor, images, device=self.device)
         result = score_features(features, reference, self.extractor, kid=self.metric == "kid",
-                                precision_recall_too=False)
+                                precision_recall_too=False, device=self.device)
         label, value = metric_value(result, self.metric)
         is_best = math.isfinite(value) and value < self.best_value
         if is_best:

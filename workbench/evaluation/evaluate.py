@@ -72,8 +72,8 @@ def check_sample_count(n: int, extractor) -> None:
 
 
 def score_features(features: np.ndarray, reference: ReferenceStats, extractor, *, kid: bool = True,
-                   precision_recall_too: bool = True) -> EvalResult:
-    """The metrics of generated features against `reference`."""
+                   precision_recall_too: bool = True, device="cpu") -> EvalResult:
+    """The metrics of generated features against `reference` (KID and precision/recall computed on `device`)."""
     check_sample_count(len(features), extractor)
     result = EvalResult(extractor.name, extractor.frechet_label, extractor.kernel_label, len(features),
                         reference.stats.n, reference.description)
@@ -86,9 +86,9 @@ def score_features(features: np.ndarray, reference: ReferenceStats, extractor, *
             result.notes.append("the reference holds only mu and sigma: KID and precision/recall need its features")
         return result
     if kid:
-        result.kid, result.kid_std = kernel_distance(features, reference.features)
+        result.kid, result.kid_std = kernel_distance(features, reference.features, device=device)
         result.kid_subset = min(len(features), len(reference.features), KID_SUBSET_SIZE)
     if precision_recall_too:
         size = min(len(features), len(reference.features))
-        result.precision, result.recall = precision_recall(features[:size], reference.features[:size])
+        result.precision, result.recall = precision_recall(features[:size], reference.features[:size], device=device)
     return result

@@ -76,33 +76,39 @@ def frechet_distance_of(a: GaussianStats, b: GaussianStats) -> float:
     return frechet_distance(a.mu, a.sigma, b.mu, b.sigma)
 
 
-def polynomial_mmd2_unbiased(x: np.ndarray, y: np.ndarray) -> float:
+def polynomial_mmd2_unbiased(x, y) -> float:
     """The unbiased MMD^2 estimate between samples x (m, D) and y (m, D) with k(a, b) = (a.b / D + 1)^3:
-    the mean of k over distinct pairs within x and within y, minus twice the mean of k over all x-y pairs."""
+    the mean of k over distinct pairs within x and within y, minus twice the mean of k over all x-y pairs.
+    x and y are numpy arrays or torch tensors (on any device)."""
     m, d = x.shape
     kxx = (x @ x.T / d + 1) ** 3
     kyy = (y @ y.T / d + 1) ** 3
     kxy = (x @ y.T / d + 1) ** 3
-    within = (kxx.sum() - np.trace(kxx) + kyy.sum() - np.trace(kyy)) / (m * (m - 1))
+    within = (kxx.sum() - kxx.diagonal().sum() + kyy.sum() - kyy.diagonal().sum()) / (m * (m - 1))
     return float(within - 2 * kxy.sum() / (m * m))
 
 
 def kernel_distance(generated: np.ndarray, reference: np.ndarray, *, subsets: int = KID_SUBSETS,
-                    subset_size: int = KID_SUBSET_SIZE, seed: int = 0) -> tuple[float, float]:
+                    subset_size: int = KID_SUBSET_SIZE, seed: int = 0, device="cpu") -> tuple[float, float]:
     """KID: (mean, std) of the unbiased polynomial-kernel MMD^2 over `subsets` random subsets of
-    min(subset_size, len of either set) drawn without replacement from each set (torch-fidelity's scheme)."""
-    generated = np.asarray(generated, np.float64)
-    reference = np.asarray(reference, np.float64)
+    min(subset_size, len of either set) drawn without replacement from each set (torch-fidelity's scheme),
+    computed in float64 on `device` (a GPU makes the 100 subsets of 2048-d Inception features cheap)."""
+    import torch
+
     if generated.shape[1] != reference.shape[1]:
         raise ValueError(f"features of different dimensions: {generated.shape[1]} vs {reference.shape[1]}")
     m = min(len(generated), len(reference), subset_size)
     if m < 2:
         raise ValueError("KID needs at least 2 samples in each set")
+    if torch.device(device).type == "cpu":  # numpy's float64 matmul is several times faster than torch's here
+        gen, ref = np.asarray(generated, np.float64), np.asarray(reference, np.float64)
+    else:
+        gen = torch.as_tensor(np.asarray(generated), dtype=torch.float64, device=device)
+        ref = torch.as_tensor(np.asarray(reference), dtype=torch.float64, device=device)
     rng = np.random.RandomState(seed)
-    mmds = np.array([
-        polynomial_mmd2_unbiased(generated[rng.choice(len(generated), m, replace=False)],
-                                 reference[rng.choice(len(reference), m, replace=False)])
-        for _ in range(subsets)])
+    mmds = np.array([float(polynomial_mmd2_unbiased(gen[rng.choice(len(gen), m, replace=False)],
+                                                    ref[rng.choice(len(ref), m, replace=False)]))
+                     for _ in range(subsets)])
     return float(mmds.mean()), float(mmds.std())
 
 
@@ -128,12 +134,13 @@ def _inside_any_ball(points, centres, radii, chunk: int):
 
 
 def precision_recall(generated: np.ndarray, reference: np.ndarray, *, k: int = PR_NEIGHBOURS,
-                     chunk: int = 1000) -> tuple[float, float]:
-    """Improved precision and recall (Kynkaanniemi et al. 2019) with k-nearest-neighbour balls."""
+                     chunk: int = 1000, device="cpu") -> tuple[float, float]:
+    """Improved precision and recall (Kynkaanniemi et al. 2019) with k-nearest-neighbour balls, on `device`
+    (pairwise distances: n^2 D work, minutes for 10,000 Inception features on a CPU, seconds on a GPU)."""
     import torch
 
-    gen = torch.from_numpy(np.asarray(generated, np.float64))
-    ref = torch.from_numpy(np.asarray(reference, np.float64))
+    gen = torch.as_tensor(np.asarray(generated), dtype=torch.float64, device=device)
+    ref = torch.as_tensor(np.asarray(reference), dtype=torch.float64, device=device)
     if min(len(gen), len(ref)) <= k:
         raise ValueError(f"precision/recall with k = {k} needs more than {k} samples in each set")
     precision = _inside_any_ball(gen, ref, _kth_neighbour_radii(ref, k, chunk), chunk).double().mean()
