@@ -65,7 +65,15 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--only", default="", help="comma-separated samplers to run, e.g. ddim,dpm-solver++")
+    parser.add_argument("--shared-noise", action="store_true",
+                        help="one noise generator per batch instead of one stream per image (what per-image streams "
+                             "cost: on a GPU each image's draw is its own kernel launch)")
     args = parser.parse_args()
+    if args.shared_noise:
+        import workbench.sampling.generate as generate_module
+
+        generate_module.step_noise_generators = (
+            lambda seed, start, count, device: torch.Generator(device=device).manual_seed(seed + start))
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -75,7 +83,7 @@ def main() -> None:
     precision = "bf16 autocast, channels_last" if device.type == "cuda" else "fp32"
     print(f"preset {args.preset}: {count_parameters(bundle.model):,} params, {flops / 1e9:.3f} GFLOP/image forward, "
           f"{args.channels}x{args.image_size}x{args.image_size}, batch {args.batch_size}, {name}, {precision}, "
-          f"torch {torch.__version__}")
+          f"torch {torch.__version__}, per-step noise {'one generator per batch' if args.shared_noise else 'per image'}")
     wanted = {s.strip() for s in args.only.split(",") if s.strip()}
     for sampler_name, steps in RUNS:
         if wanted and sampler_name not in wanted:

@@ -14,6 +14,18 @@ os.environ["DDPM_WORKBENCH_NO_PLUGINS"] = "1"
 os.environ.setdefault("DDPM_WORKBENCH_BLOCK_PLUGINS", "")
 
 
+def pytest_collection_modifyitems(config, items):
+    """Tests marked `cuda` need a CUDA device: skipped here (CI, the CPU machines), run by bench/gpu_check.sh."""
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA device (bench/gpu_check.sh runs these on a GPU)")
+    for item in items:
+        if "cuda" in item.keywords:
+            item.add_marker(skip)
+
+
 @pytest.fixture(autouse=True)
 def fresh_plugin_host():
     from workbench.plugin_host.manager import reset_host

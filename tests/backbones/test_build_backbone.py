@@ -180,6 +180,16 @@ def test_flops_per_image_counts_a_convolution_exactly():
     assert flops_per_image(OneConv(), 3, 16) == 2 * 8 * 3 * 9 * 16 * 16
 
 
+def test_flops_per_image_counts_attention_on_every_device():
+    class OneAttention(nn.Module):
+        def forward(self, x, t, y=None):
+            q = x.flatten(2).transpose(1, 2).unsqueeze(1)  # (B, 1 head, 64 positions, 4 channels)
+            return torch.nn.functional.scaled_dot_product_attention(q, q, q).squeeze(1).transpose(1, 2).reshape(x.shape)
+
+    # q k^T and (softmax) v: two matmuls of 64 x 64 x 4 multiply-adds each (the CPU's fused kernel counted 0)
+    assert flops_per_image(OneAttention(), 4, 8) == 2 * 2 * 64 * 64 * 4
+
+
 def test_unet_flops_scale_with_the_image_area_and_include_attention():
     config = UNetConfig(base_channels=16, channel_mult=(1, 2), num_res_blocks=1, groups=8, mid_attention=False)
     model = UNet(1, 1, config)

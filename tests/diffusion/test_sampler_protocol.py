@@ -175,7 +175,7 @@ def test_a_sampler_gives_an_image_the_same_noise_in_any_batch_with_per_image_gen
     assert not torch.allclose(run([2, 3], seed=200), pair)  # and the per-step streams really matter
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.cuda
 def test_a_cpu_generator_gives_the_same_samples_on_cuda():
     from tests.diffusion.helpers import linear_alpha_bars, optimal_model
 

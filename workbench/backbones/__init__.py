@@ -100,7 +100,12 @@ def count_parameters(model: nn.Module) -> int:
 
 
 def flops_per_image(model: nn.Module, in_channels: int, image_size: int) -> int:
-    """Forward FLOPs for ONE image (a multiply-add = 2), counted by FlopCounterMode; training ~= 3x."""
+    """Forward FLOPs for ONE image (a multiply-add = 2), counted by FlopCounterMode; training ~= 3x.
+
+    Attention runs on SDPA's math backend while counting: FlopCounterMode has formulas for the CUDA fused
+    kernels but none for the CPU one, which it would count as zero; the math backend's two matmuls are the
+    same FLOPs on every device."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
     from torch.utils.flop_counter import FlopCounterMode
 
     device = model_device(model)
@@ -109,7 +114,7 @@ def flops_per_image(model: nn.Module, in_channels: int, image_size: int) -> int:
     was_training = model.training
     model.eval()
     try:
-        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        with torch.no_grad(), sdpa_kernel([SDPBackend.MATH]), FlopCounterMode(display=False) as counter:
             model(x, t)
     finally:
         model.train(was_training)
