@@ -46,6 +46,9 @@ def test_eval_every_writes_the_metric_and_keeps_the_best_checkpoint(tmp_path):
     assert measured[-1]["best_step"] == best["step"] and measured[-1]["best_value"] == best["value"]
     state = torch.load(run / "checkpoints" / "best.pt", weights_only=True)
     assert state["step"] == best["step"]
+    status = json.loads((run / "status.json").read_text())
+    assert status["quality"] == {"metric": "FD_mean-pool", "value": measured[-1]["value"], "step": 6,
+                                 "best_value": best["value"], "best_step": best["step"]}
     assert state["quality_best"] == {"step": best["step"], "value": best["value"], "metric": "FD_mean-pool"}
 
 

@@ -282,6 +282,9 @@ def status_update(event: Event) -> tuple[str | None, dict[str, Any]] | None:
         return None, {"step": event.step, "last_sample": event.path}
     if isinstance(event, CheckpointSaved):
         return None, {"step": event.step, "last_checkpoint": event.path, "checkpoint_step": event.step}
+    if isinstance(event, QualityMeasured):
+        return None, {"quality": {"metric": event.metric, "value": event.value, "step": event.step,
+                                  "best_value": event.best_value, "best_step": event.best_step}}
     if isinstance(event, StateChanged):
         return STATE_OF_CHANGE.get(event.state, event.state), {"step": event.step}
     if isinstance(event, RunFinished):
