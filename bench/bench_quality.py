@@ -1,24 +1,23 @@
-"""Sample quality of a Fashion-MNIST run: Frechet distance (FID's formula) in the feature space of a small
-Fashion-MNIST classifier, against the held-out test split, for one or more samplers.
+"""Sample quality of a run per sampler, through `ddpm-workbench eval`, and the speed of evaluation itself.
 
-    python bench/bench_quality.py --run latest                              # the run's own sampler
     python bench/bench_quality.py --run latest --sampler ddpm:100 ddim:50 dpm-solver++:20 --n 2000
+    python bench/bench_quality.py --speed      # feature extraction on this machine, and the GPU estimate
 
-Why not FID itself: its Inception network needs a download (there is no network here) and was trained on
-photographs, not 28x28 garments. The classifier (five convolutions, 90% test accuracy after two epochs on
-the 60,000 training images padded to 32x32 as the engine pads them) is trained on first use and cached
-(about 8 minutes on two busy CPU cores); its 256-d penultimate layer is the feature. Samples come from
-`ddpm-workbench sample --format npz`, exactly what a user gets. Also printed: the distance of as many
-*real* training images (the floor at this n, i.e. the estimator's bias), and per sampler the mean top-class
-probability (how garment-like single images are, as Inception Score's first factor) and the entropy of the
-predicted class histogram (diversity; ln 10 = 2.303 is all ten classes equally often). Lower distance is
-better; compare only at the same n. Not a test: it asserts nothing.
+Quality: each sampler is scored by `ddpm-workbench eval --json` (what a user runs) against the reference
+split (default: test), with the extractor eval chooses (the shipped fashion-classifier for 28/32 px
+grayscale, Inception otherwise). Also printed: the distance of as many *real* training images (the floor at
+this n: the estimator's bias). Lower distance is better; compare only at the same n, extractor and split.
+
+Speed: the classifier's features of 1,000 images on this CPU (target: under 10 s), Inception's FLOPs per
+image, the FLOPs of a ddpm-cifar10 preset forward pass, and from them an estimate of one evaluation of 10,000
+samples with DPM-Solver++ at 20 steps on a GPU at an assumed sustained share of its peak. Not a test: it
+asserts nothing.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
+import json
 import subprocess
 import sys
 import tempfile
@@ -27,112 +26,86 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from torch import nn  # noqa: E402
 
-CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "ddpm-workbench"
+def evaluate(args: list[str]) -> dict:
+    """`ddpm-workbench eval ... --json` in a subprocess, as a user runs it."""
+    command = [sys.executable, "-m", "workbench", "eval", *args, "--json", "--quiet"]
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(done.stderr.strip() or f"eval failed with exit code {done.returncode}")
+    return json.loads(done.stdout)
 
 
-def fashion_mnist(split: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """uint8 images (N, 1, 32, 32), padded with black as training pads them, and labels."""
+def line(label: str, result: dict, seconds: float | None = None) -> str:
+    kid = f"{result['kernel_label']} {result['kid']:.5f} +- {result['kid_std']:.5f}" if result.get("kid") is not None else ""
+    pr = (f"P {result['precision']:.3f} R {result['recall']:.3f}" if result.get("precision") is not None else "")
+    took = f"  ({seconds:.0f} s)" if seconds is not None else ""
+    return (f"{label:26s} n={result['n']:<6d} {result['frechet_label']} {result['frechet']:9.4f}  {kid}  {pr}{took}")
+
+
+def real_images_npz(n: int, path: Path, seed: int) -> None:
+    """n random Fashion-MNIST training images (padded to 32 px), as `sample --format npz` writes them."""
+    import numpy as np
+    import torch
+
     from workbench.data import pad_images
-    from workbench_plugins.datasets import fashion_mnist as load
+    from workbench_plugins.datasets import fashion_mnist
 
-    source = load(split=split, sample_fallback=False)
-    return pad_images(source.images, 32), source.labels
-
-
-def to_input(images: torch.Tensor) -> torch.Tensor:
-    return images.float() / 127.5 - 1.0
+    images = fashion_mnist(split="train").images
+    pick = torch.randperm(len(images), generator=torch.Generator().manual_seed(seed))[:n]
+    np.savez(path, arr_0=pad_images(images[pick], 32).permute(0, 2, 3, 1).numpy())
 
 
-class Classifier(nn.Module):
-    def __init__(self):
-        super().__init__()
-
-        def block(cin: int, cout: int) -> list[nn.Module]:
-            return [nn.Conv2d(cin, cout, 3, padding=1), nn.BatchNorm2d(cout), nn.ReLU()]
-
-        self.features = nn.Sequential(
-            *block(1, 32), *block(32, 32), nn.MaxPool2d(2),        # 16x16
-            *block(32, 64), *block(64, 64), nn.MaxPool2d(2),       # 8x8
-            *block(64, 128), nn.MaxPool2d(2), nn.Flatten(),        # 4x4
-            nn.Linear(128 * 16, 256), nn.ReLU())
-        self.head = nn.Linear(256, 10)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features(x))
+def quality(args) -> None:
+    reference = ["--split", args.split]
+    with tempfile.TemporaryDirectory() as tmp:
+        real = Path(tmp) / "real.npz"
+        real_images_npz(args.n, real, args.seed)
+        print(line("real training images", evaluate(["--samples", str(real), *reference])) + "  (the floor at this n)",
+              flush=True)
+    for spec in args.sampler:
+        name, _, steps = spec.partition(":")
+        options = ["--run", args.run, "--n", str(args.n), "--seed", str(args.seed), *reference]
+        options += (["--sampler", name] if name else []) + (["--steps", steps] if steps else [])
+        started = time.perf_counter()
+        result = evaluate(options)
+        print(line(spec or "the run's sampler", result, time.perf_counter() - started), flush=True)
 
 
-def classifier() -> Classifier:
-    """The feature network, trained once (two epochs) and cached."""
-    path = CACHE / "fashion-mnist-classifier-v1.pt"
-    model = Classifier()
-    if path.exists():
-        model.load_state_dict(torch.load(path, weights_only=True))
-        return model.eval()
-    print(f"training the feature classifier (cached at {path}) ...", flush=True)
-    images, labels = fashion_mnist("train")
-    generator = torch.Generator().manual_seed(0)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=2e-3)
-    model.train()
-    for epoch in range(2):
-        order = torch.randperm(len(images), generator=generator)
-        for i in range(0, len(order), 128):
-            batch = order[i:i + 128]
-            loss = nn.functional.cross_entropy(model(to_input(images[batch])), labels[batch])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-    model.eval()
-    test_images, test_labels = fashion_mnist("test")
-    accuracy = (predict(model, test_images)[1].argmax(1) == test_labels).float().mean().item()
-    print(f"feature classifier: {accuracy:.1%} test accuracy", flush=True)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(model.state_dict(), path)
-    return model
+def speed() -> None:
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
 
+    from workbench.evaluation.extractors import build_extractor, extract_features
 
-@torch.no_grad()
-def predict(model: Classifier, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(features float64 (N, 256), class probabilities (N, 10)) of uint8 images (N, 1, 32, 32)."""
-    feats, probs = [], []
-    for i in range(0, len(images), 500):
-        f = model.features(to_input(images[i:i + 500]))
-        feats.append(f.double())
-        probs.append(model.head(f).softmax(1))
-    return torch.cat(feats), torch.cat(probs)
-
-
-def frechet_distance(a: torch.Tensor, b: torch.Tensor) -> float:
-    """|mu_a - mu_b|^2 + tr(S_a + S_b - 2 (S_a S_b)^(1/2)) (Heusel et al. 2017), in float64."""
-    mu_a, mu_b = a.mean(0), b.mean(0)
-    s_a, s_b = torch.cov(a.T), torch.cov(b.T)
-    w, v = torch.linalg.eigh(s_a)
-    root_a = (v * w.clamp(min=0).sqrt()) @ v.T
-    cross = torch.linalg.eigvalsh(root_a @ s_b @ root_a).clamp(min=0).sqrt().sum()
-    return float((mu_a - mu_b).square().sum() + s_a.trace() + s_b.trace() - 2 * cross)
-
-
-def describe(probs: torch.Tensor) -> str:
-    histogram = probs.argmax(1).bincount(minlength=10).double() / len(probs)
-    entropy = -(histogram * histogram.clamp(min=1e-12).log()).sum()
-    return f"confidence {probs.max(1).values.mean():.3f}  class entropy {entropy:.3f}"
-
-
-def generate(run: str, spec: str, n: int, seed: int, out: Path) -> float:
-    """`ddpm-workbench sample` into an npz; spec is "name" or "name:steps". Returns the seconds it took."""
-    name, _, steps = spec.partition(":")
-    command = [sys.executable, "-m", "workbench", "sample", "--run", run, "--n", str(n), "--seed", str(seed),
-               "--batch-size", "250", "--format", "npz", "--out", str(out), "--quiet"]
-    if name:
-        command += ["--sampler", name]
-    if steps:
-        command += ["--steps", steps]
+    classifier = build_extractor("fashion-classifier")
+    images = torch.randint(0, 256, (1000, 1, 32, 32), dtype=torch.uint8)
+    extract_features(classifier, images[:100])  # warm-up
     started = time.perf_counter()
-    subprocess.run(command, check=True)
-    return time.perf_counter() - started
+    extract_features(classifier, images)
+    print(f"fashion-classifier: 1,000 images in {time.perf_counter() - started:.2f} s on this CPU "
+          f"({torch.get_num_threads()} threads; target < 10 s)")
+
+    import torchvision
+
+    inception = torchvision.models.inception_v3(weights=None, aux_logits=False, num_classes=1008, init_weights=False)
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        inception(torch.zeros(1, 3, 299, 299))
+    inception_flops = counter.get_total_flops()
+
+    from workbench.config import load_config
+    from workbench.backbones import build_backbone, flops_per_image
+
+    cfg = load_config(None, ["backbone.name=unet", "backbone.preset=ddpm-cifar10"], search_cwd=False)
+    unet = build_backbone(cfg.backbone, in_channels=3, out_channels=3, image_size=32)
+    unet_flops = flops_per_image(unet, 3, 32)
+    n, steps, share = 10_000, 20, 0.3
+    total = n * steps * unet_flops + n * inception_flops
+    print(f"inception: {inception_flops / 1e9:.1f} GFLOP per image (299x299); ddpm-cifar10 U-Net: "
+          f"{unet_flops / 1e9:.1f} GFLOP per forward")
+    print(f"eval of {n:,} samples, dpm-solver++ {steps} steps (one network call each): {total / 1e15:.2f} PFLOP")
+    for gpu, peak in (("H100/H200", 989e12), ("A100", 312e12)):
+        print(f"  {gpu}: about {total / (peak * share):.0f} s at {share:.0%} of the bf16 peak")
 
 
 def main() -> int:
@@ -141,40 +114,14 @@ def main() -> int:
     parser.add_argument("--sampler", nargs="*", default=[""], metavar="NAME[:STEPS]",
                         help="samplers to score (default: the run's own)")
     parser.add_argument("--n", type=int, default=1000, help="samples per sampler (default 1000)")
+    parser.add_argument("--split", default="test", help="reference split (default test)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--samples", nargs="*", default=[], metavar="NPZ",
-                        help="score existing npz files (arr_0 uint8 (N, H, W, 1)) instead of sampling")
-    parser.add_argument("--keep", metavar="DIR", help="write the sampled npz files here (default: discard them)")
+    parser.add_argument("--speed", action="store_true", help="measure evaluation speed instead")
     args = parser.parse_args()
-
-    model = classifier()
-    test_images, _ = fashion_mnist("test")
-    test_features, test_probs = predict(model, test_images)
-    train_images, _ = fashion_mnist("train")
-    pick = torch.randperm(len(train_images), generator=torch.Generator().manual_seed(1))[:args.n]
-    real_features, real_probs = predict(model, train_images[pick])
-    print(f"{'real training images':34s} n={args.n:5d}  distance {frechet_distance(real_features, test_features):8.3f}"
-          f"  {describe(real_probs)}  (the floor at this n)", flush=True)
-
-    def score(label: str, path: Path, seconds: float | None) -> None:
-        images = torch.from_numpy(np.load(path)["arr_0"]).permute(0, 3, 1, 2).contiguous()
-        if images.shape[1:] != (1, 32, 32):
-            print(f"{label}: images of shape {tuple(images.shape[1:])}, expected (1, 32, 32)")
-            return
-        features, probs = predict(model, images)
-        took = f"  ({seconds:.0f} s to sample)" if seconds is not None else ""
-        print(f"{label:34s} n={len(images):5d}  distance {frechet_distance(features, test_features):8.3f}"
-              f"  {describe(probs)}{took}", flush=True)
-
-    for path in args.samples:
-        score(path, Path(path), None)
-    if args.samples:
-        return 0
-    with tempfile.TemporaryDirectory() as tmp:
-        for spec in args.sampler:
-            out = Path(args.keep or tmp) / f"samples-{spec.replace(':', '-') or 'default'}.npz"
-            seconds = generate(args.run, spec, args.n, args.seed, out)
-            score(spec or "the run's sampler", out, seconds)
+    if args.speed:
+        speed()
+    else:
+        quality(args)
     return 0
 
 

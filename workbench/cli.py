@@ -20,6 +20,7 @@ from workbench.errors import UsageError, WorkbenchError
 COMMANDS = {
     "train": "train a model headless: progress on a terminal, plain log lines otherwise (works under torchrun)",
     "sample": "sample images from a trained run (PNG grid, PNG files or .npz), with optional denoising GIF/strip",
+    "eval": "score samples, a folder of PNGs or a run: FID/KID (or a small classifier's distance), precision, recall",
     "forward": "write a PNG strip of dataset images noised at chosen timesteps, for one or several schedules",
     "schedules": "list the installed noise schedules with alpha-bar at 0, T/4, T/2, 3T/4, T and the terminal SNR",
     "plugins": "list plugins with version, origin and what each registered, load failures included",

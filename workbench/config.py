@@ -155,6 +155,15 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "checkpoint_every": K(500, "steps between checkpoints; 0 = only at the end", min=0, max=STEPS_MAX),
         "keep_checkpoints": K(3, "how many step checkpoints to keep besides latest", min=1, max=10_000),
         "tensorboard": K(False, "also log to TensorBoard (needs the tensorboard package)"),
+        "eval_every": K(-1, "steps between sample-quality evaluations (docs/evaluation.md); 0 = off, "
+                            "-1 = auto (off on a CPU, 10 per run on a GPU)", min=-1, max=10**9),
+        "eval_samples": K(0, "images sampled per evaluation (dpm-solver++, 20 steps, EMA weights); "
+                             "0 = auto (10,000 on a GPU, 1,000 on a CPU)", min=0, max=1_000_000),
+        "eval_metric": K("fd", "what an evaluation ranks by: fd (Frechet distance; FID with inception) or kid",
+                         choices=("fd", "kid")),
+        "eval_extractor": K("auto", "feature extractor: auto (fashion-classifier for grayscale up to 32 px, "
+                                    "else inception), or any installed (`ddpm-workbench plugins`)"),
+        "keep_best": K(True, "keep checkpoints/best.pt: the weights of the best evaluation so far"),
     },
     "sample": {
         "name": K("ddpm", "sampler plugin used for previews and `ddpm-workbench sample`"),

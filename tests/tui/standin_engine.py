@@ -19,6 +19,7 @@ from PIL import Image, ImageDraw
 
 from workbench.engine.events import (
     CheckpointSaved,
+    QualityMeasured,
     RunFailed,
     RunFinished,
     RunStarted,
@@ -84,14 +85,22 @@ def started(run: RunDirectory, total: int, clock: float) -> RunStarted:
 
 
 def write_history(run: RunDirectory, *, total_steps: int = 300, log_every: int = 10, sample_every: int = 100,
-                  checkpoint_every: int = 150, end: str = "finished") -> None:
-    """A whole run at once with fixed timestamps; `end` is "finished", "failed" or "stale" (no ending)."""
+                  checkpoint_every: int = 150, end: str = "finished", eval_every: int = 0) -> None:
+    """A whole run at once with fixed timestamps; `end` is "finished", "failed" or "stale" (no ending).
+    With `eval_every`, a quality measurement every that many steps (best at 80% of the run, then worse)."""
     prepare(run, total_steps)
     clock = T0
     run.append_event(started(run, total_steps, clock))
+    best = (-1, math.inf)
     for step in range(log_every, total_steps + 1, log_every):
         clock += 1.0
         run.append_event(metrics(step, total_steps, clock, log_every))
+        if eval_every and step % eval_every == 0:
+            value = 8.0 + 60.0 * (1 - step / total_steps) ** 2 + 40.0 * max(0.0, step / total_steps - 0.8)
+            best = min(best, (step, value), key=lambda b: b[1])
+            run.append_event(QualityMeasured(step=step, metric="FD_fashion-classifier", value=value, n=1000,
+                                             extractor="fashion-classifier", seconds=4.0, best_step=best[0],
+                                             best_value=best[1], time=clock + 0.05))
         if step % sample_every == 0:
             run.append_event(write_samples(run, step, clock + 0.1))
         if step % checkpoint_every == 0:

@@ -113,3 +113,34 @@ def test_smoothing_extended_as_values_arrive_equals_smoothing_all_at_once():
     assert grown.smoothed_loss(0.8) == pytest.approx(whole.smoothed_loss(0.8))
     assert grown.smoothed_loss(0.8)[:3] == pytest.approx(first)
     assert grown.smoothed_loss(0.5) == pytest.approx(whole.smoothed_loss(0.5))  # another factor: recomputed
+
+
+def test_quality_measurements_are_kept_in_order_and_logged():
+    from workbench.engine.events import QualityMeasured
+    from workbench.tui.run_model import RunModel
+
+    model = RunModel()
+    model.apply([QualityMeasured(step=100, metric="FID", value=30.0, n=10000, extractor="inception", seconds=12.0,
+                                 best_step=100, best_value=30.0),
+                 QualityMeasured(step=200, metric="FID", value=35.0, n=10000, extractor="inception", seconds=11.0,
+                                 best_step=100, best_value=30.0)])
+    assert [q.step for q in model.quality] == [100, 200]
+    assert "FID 30 (best) at step 100, n=10000, 12 s" in model.log[0].text
+    assert "(best)" not in model.log[1].text
+
+
+def test_the_quality_panel_shows_the_best_and_the_latest():
+    from workbench.engine.events import QualityMeasured
+    from workbench.tui.quality_panel import QualityPanel
+    from workbench.tui.run_model import RunModel
+
+    model = RunModel(total_steps=300)
+    values = [50.0, 20.0, 25.0]
+    model.apply([QualityMeasured(step=100 * (i + 1), metric="KID", value=v, n=1000, extractor="inception",
+                                 seconds=3.0, best_step=200 if i else 100, best_value=min(values[:i + 1]))
+                 for i, v in enumerate(values)])
+    small = QualityPanel.describe(model, 26, 4).plain.splitlines()
+    assert small[0] == "KID" and small[2] == "best 20 @ 200" and small[3] == "last 25 @ 300 · 3 s"
+    assert small[1] == "█▁▂"  # lowest is best, highest worst
+    tall = QualityPanel.describe(model, 40, 10).plain
+    assert "┤" in tall and "best 20 @ 200" in tall  # a chart with an axis once there is room

@@ -68,6 +68,20 @@ async def test_run_view_of_a_finished_run(config, size):
 
 
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+async def test_run_view_with_sample_quality(config, size):
+    """train.eval_every results: the quality panel under the samples, loss and throughput left intact."""
+    run = RunDirectory.create("runs", "quality")
+    write_history(run, eval_every=30)
+    app = WorkbenchApp(config, run=run, watch_interval_s=0.05)
+    async with app.run_test(size=size) as pilot:
+        await wait_until(pilot, lambda: replayed(app), what="the replayed history")
+        text = await settled_text(pilot, app)
+        assert "best 10.4 @ 240" in text and "FD_fashion-classifier" in text, text
+        assert "throughput" in text and "loss (log scale)" in text
+        check_snapshot(f"run_quality_{size[0]}x{size[1]}", text)
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
 async def test_run_view_of_a_failed_run(config, size):
     run = RunDirectory.create("runs", "oom")
     write_history(run, end="failed")

@@ -85,6 +85,8 @@ def add_arguments(parser) -> None:
     source = parser.add_argument_group("model")
     source.add_argument("--run", metavar="RUN", help="a run: its name under --dir, a path to it, or 'latest'")
     source.add_argument("--checkpoint", metavar="FILE", help="a checkpoint file (.pt) instead of a run")
+    source.add_argument("--best", action="store_true",
+                        help="with --run: the checkpoint of its best sample-quality evaluation (train.keep_best)")
     source.add_argument("--dir", default="runs", metavar="DIR", help="folder holding run directories (default: runs)")
     source.add_argument("--no-ema", action="store_true", help="use the raw weights, not the EMA weights")
     sampling = parser.add_argument_group("sampling")
@@ -136,6 +138,8 @@ def check_source(args) -> None:
     if not args.run and not args.checkpoint:
         raise UsageError("say what to sample from: --run RUN (a run name under --dir, a path, or 'latest') "
                          "or --checkpoint FILE")
+    if args.best and not args.run:
+        raise UsageError("--best picks a run's best checkpoint: give --run RUN with it")
 
 
 def check_sampler(args):
@@ -273,7 +277,7 @@ def run(args) -> int:
     sampling_dtype(args.precision, device)  # a GPU without bf16 is refused here, before any output exists
     with OutputPlan() as plan:
         reserved = reserve_outputs(args, plan)
-        bundle = load_for_sampling(run=args.run, checkpoint=args.checkpoint, base_dir=args.dir,
+        bundle = load_for_sampling(run=args.run, checkpoint=args.checkpoint, base_dir=args.dir, best=args.best,
                                    ema=not args.no_ema, device=device)
         section = sample_section_for(args, bundle.cfg)
         sampler = build_sampler(section)

@@ -171,6 +171,10 @@ def describe(event) -> str | None:
         return f"step {event.step}: samples {event.path}"
     if kind == "checkpoint":
         return f"step {event.step}: checkpoint {event.path}"
+    if kind == "quality":
+        best = "best so far" if event.best_step == event.step else f"best {event.best_value:.4g} at step {event.best_step}"
+        return (f"step {event.step}: {event.metric} {event.value:.4g} ({best}), n={event.n}, "
+                f"extractor {event.extractor}, {event.seconds:.1f} s")
     if kind == "warning":
         return f"warning: {event.message}"
     if kind == "state":

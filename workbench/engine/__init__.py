@@ -8,8 +8,8 @@ events.py (what other processes see). Importing this package does not import tor
 and run directories without it); `train` and the checkpoint functions load it on first use.
 """
 
-from workbench.engine.events import (CheckpointSaved, Event, RunFailed, RunFinished, RunStarted, RunWarning,
-                                     SamplesReady, StateChanged, StepMetrics, event_from_dict)
+from workbench.engine.events import (CheckpointSaved, Event, QualityMeasured, RunFailed, RunFinished, RunStarted,
+                                     RunWarning, SamplesReady, StateChanged, StepMetrics, event_from_dict)
 from workbench.engine.rundir import RunDirectory, RunWatcher, list_runs
 
 _LAZY = {
@@ -37,5 +37,5 @@ def __getattr__(name: str):
 
 __all__ = ["train", "RunDirectory", "RunWatcher", "list_runs", "save_checkpoint", "load_checkpoint",
            "TrainingFailed", "Event", "RunStarted", "StepMetrics",
-           "SamplesReady", "CheckpointSaved", "RunWarning", "StateChanged", "RunFinished", "RunFailed",
+           "SamplesReady", "CheckpointSaved", "QualityMeasured", "RunWarning", "StateChanged", "RunFinished", "RunFailed",
            "event_from_dict"]

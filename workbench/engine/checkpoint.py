@@ -19,6 +19,8 @@ keys, and nothing else, make format version 1 (the keys `load_checkpoint` requir
     metric_window            the unfinished metric window (so a resumed run logs what an unbroken one would)
     world_size               how many torchrun ranks wrote it
     elapsed_s                training seconds before this checkpoint
+    quality_best             {"step", "value", "metric"} of the best sample-quality evaluation so far
+                             (train.eval_every), or None
 
 Reading: `load_checkpoint` checks a file and returns the dict; `restore_weights`, `restore_training` and
 `restore_rng` put it back into a run's objects; `Progress.of` reads where the run stood. Readers use
@@ -74,6 +76,7 @@ def encode_training_state(run, step: int, *, data_ranks: list, rng_ranks: list, 
         "metric_window": run.window.state_dict(),
         "world_size": run.distributed.world_size,
         "elapsed_s": elapsed_s,
+        "quality_best": run.quality_best,
     }
 
 
@@ -109,12 +112,13 @@ class Progress:
     metric_window: dict | None
     data_ranks: int        # how many ranks' data order it holds
     world_size: int | None  # how many ranks wrote it
+    quality_best: dict | None = None  # {"step", "value", "metric"} of the best evaluation so far
 
     @classmethod
     def of(cls, state: dict) -> "Progress":
         return cls(step=int(state["step"]), elapsed_s=float(state.get("elapsed_s", 0.0)),
                    metric_window=state.get("metric_window"), data_ranks=len(state.get("data_ranks") or []),
-                   world_size=state.get("world_size"))
+                   world_size=state.get("world_size"), quality_best=state.get("quality_best"))
 
 
 def restore_weights(state: dict, model: torch.nn.Module, ema, optimizer, scaler) -> None:
@@ -296,14 +300,20 @@ def first_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {line}" if line else type(exc).__name__
 
 
-def find_run_checkpoint(run: str | Path | None, base_dir: str | Path = "runs") -> Path:
-    """The newest checkpoint of a run (`latest.pt`, else the highest step file); run is a name, path or "latest"."""
+def find_run_checkpoint(run: str | Path | None, base_dir: str | Path = "runs", *, best: bool = False) -> Path:
+    """The newest checkpoint of a run (`latest.pt`, else the highest step file), or with `best` the one of its
+    best sample-quality evaluation (`best.pt`); run is a name, path or "latest"."""
     from workbench.engine.rundir import RunDirectory
 
     try:
         run_dir = RunDirectory.resolve(run, base_dir)
     except UsageError as exc:
         raise CheckpointError(str(exc)) from None
+    if best:
+        if run_dir.best_checkpoint.is_file():
+            return run_dir.best_checkpoint
+        raise CheckpointError(f"run {str(run_dir.path)!r} has no best checkpoint ({run_dir.best_checkpoint} is "
+                              "missing); train with train.eval_every and train.keep_best, or drop --best")
     if run_dir.latest_checkpoint.is_file():
         return run_dir.latest_checkpoint
     steps = step_checkpoints(run_dir.checkpoints_dir)

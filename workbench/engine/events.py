@@ -82,6 +82,24 @@ class CheckpointSaved(Event):
 
 
 @dataclass(frozen=True)
+class QualityMeasured(Event):
+    """Sample quality of the EMA model (train.eval_every): `metric` is the label of `value`, e.g. "FID" or
+    "FD_fashion-classifier" (lower is better); `seconds` were spent sampling and scoring, outside img/s."""
+
+    kind: ClassVar[str] = "quality"
+    step: int
+    metric: str
+    value: float
+    n: int
+    extractor: str
+    seconds: float
+    best_step: int
+    best_value: float
+    kid: Optional[float] = None
+    kid_std: Optional[float] = None
+
+
+@dataclass(frozen=True)
 class RunWarning(Event):
     kind: ClassVar[str] = "warning"
     message: str
@@ -115,7 +133,8 @@ class RunFailed(Event):
 
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.kind: cls
-    for cls in (RunStarted, StepMetrics, SamplesReady, CheckpointSaved, RunWarning, StateChanged, RunFinished, RunFailed)
+    for cls in (RunStarted, StepMetrics, SamplesReady, CheckpointSaved, QualityMeasured, RunWarning, StateChanged,
+                RunFinished, RunFailed)
 }
 
 

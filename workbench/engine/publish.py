@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from workbench.engine.events import Event, RunWarning, SamplesReady, StepMetrics
+from workbench.engine.events import Event, QualityMeasured, RunWarning, SamplesReady, StepMetrics
 from workbench.engine.rundir import RunDirectory
 
 
@@ -57,6 +57,10 @@ class Publisher:
                 tb.add_scalar(f"loss_by_t/q{i + 1}", value, event.step)
             if event.mfu >= 0:
                 tb.add_scalar("train/mfu", event.mfu, event.step)
+        elif isinstance(event, QualityMeasured):
+            tb.add_scalar(f"quality/{event.metric}", event.value, event.step)
+            tb.add_scalar("quality/seconds", event.seconds, event.step)
+            tb.flush()
         elif isinstance(event, SamplesReady) and event.image is not None:
             tb.add_image("samples", event.image, event.step, dataformats="HWC")
             tb.flush()

@@ -6,10 +6,10 @@ headless, under torchrun, or by a TUI that has since quit):
     runs/<name>/
       config.toml          the resolved config the run uses
       status.json          state, step, total steps, pid, host, ... (replaced atomically)
-      metrics.jsonl        one StepMetrics per line
+      metrics.jsonl        one StepMetrics (or QualityMeasured) per line
       events.jsonl         every other event (started, samples, checkpoint, warning, state, finished, failed)
       samples/step_XXXXXXX.png   sample grids from fixed noise with EMA weights
-      checkpoints/step_XXXXXXX.pt and latest.pt
+      checkpoints/step_XXXXXXX.pt, latest.pt and best.pt (the best sample quality, train.keep_best)
       control/             commands for the engine: one file per command (pause, resume, sample,
                            checkpoint, stop), written by a UI, consumed and deleted by the engine
 
@@ -27,8 +27,8 @@ import time
 from pathlib import Path
 from typing import Any, Iterable
 
-from workbench.engine.events import (CheckpointSaved, Event, RunFailed, RunFinished, RunStarted, SamplesReady,
-                                     StateChanged, StepMetrics, event_from_dict)
+from workbench.engine.events import (CheckpointSaved, Event, QualityMeasured, RunFailed, RunFinished, RunStarted,
+                                     SamplesReady, StateChanged, StepMetrics, event_from_dict)
 from workbench.errors import UsageError
 from workbench.files import append_line, atomic_write_bytes, atomic_write_text  # noqa: F401 - re-exported
 
@@ -115,13 +115,18 @@ class RunDirectory:
     def latest_checkpoint(self) -> Path:
         return self.checkpoints_dir / "latest.pt"
 
+    @property
+    def best_checkpoint(self) -> Path:
+        """The checkpoint of the best sample-quality evaluation (train.eval_every, train.keep_best)."""
+        return self.checkpoints_dir / "best.pt"
+
     # -- writing (rank 0 only) ---------------------------------------------------------------------
 
     def write_config(self, toml_text: str) -> None:
         atomic_write_text(self.config_path, toml_text)
 
     def append_event(self, event: Event) -> None:
-        target = self.metrics_path if isinstance(event, StepMetrics) else self.events_path
+        target = self.metrics_path if isinstance(event, (StepMetrics, QualityMeasured)) else self.events_path
         append_line(target, json.dumps(event.to_dict(), separators=(",", ":")) + "\n")
 
     def record(self, event: Event) -> None:
@@ -338,6 +343,9 @@ def status_update(event: Event) -> tuple[str | None, dict[str, Any]] | None:
         return None, {"step": event.step, "last_sample": event.path}
     if isinstance(event, CheckpointSaved):
         return None, {"step": event.step, "last_checkpoint": event.path, "checkpoint_step": event.step}
+    if isinstance(event, QualityMeasured):
+        return None, {"quality": {"metric": event.metric, "value": event.value, "step": event.step,
+                                  "best_value": event.best_value, "best_step": event.best_step}}
     if isinstance(event, StateChanged):
         return STATE_OF_CHANGE.get(event.state, event.state), {"step": event.step}
     if isinstance(event, RunFinished):

@@ -163,6 +163,7 @@ class TrainingRun:
     bad_windows: int = 0             # log windows in a row with non-finite steps
     restores: int = 0                # rollbacks to the last checkpoint so far
     stop_requested: bool = False
+    quality_best: dict | None = None  # {"step", "value", "metric"}: the best evaluation (train.eval_every)
 
 
 def check_batch_sizes(train_cfg, world_size: int) -> tuple[int, int]:
@@ -249,6 +250,7 @@ def build_training_run(cfg, distributed: Distributed, device: torch.device,
         run.last_checkpoint = (start_step, resume.checkpoint)
         run.last_sample_step = start_step
         run.elapsed_before = progress.elapsed_s
+        run.quality_best = progress.quality_best
         if progress.metric_window is not None:
             window.load_state_dict(progress.metric_window)
     return run

@@ -20,10 +20,10 @@ import torch
 from workbench.diffusion import randn
 from workbench.engine import distributed as dist_utils
 from workbench.engine.checkpoint import (Progress, encode_training_state, load_checkpoint, rank_rng_state,
-                                         restore_weights, save_run_checkpoint)
+                                         restore_weights, save_checkpoint, save_run_checkpoint)
 from workbench.engine.control import ControlInbox
-from workbench.engine.events import (CheckpointSaved, RunFailed, RunFinished, RunStarted, RunWarning,
-                                     SamplesReady, StateChanged, StepMetrics)
+from workbench.engine.events import (CheckpointSaved, QualityMeasured, RunFailed, RunFinished, RunStarted,
+                                     RunWarning, SamplesReady, StateChanged, StepMetrics)
 from workbench.engine.initial_weights import InitialWeights, read_initial_weights
 from workbench.engine.metrics import Throughput, gpu_memory_peak, gpu_utilization, peak_flops
 from workbench.engine.optim import clip_gradients, lr_for_config, set_lr
@@ -78,6 +78,7 @@ class Trainer:
             initial = read_initial_weights(initial, cfg.run.dir)
         check_training_target(self._given_run_dir(), point.run if point is not None else None)
         run = self.run = build_training_run(cfg, distributed, device, point, initial)
+        self.evaluator, self.eval_every, self.eval_note = self._quality_evaluator()
         self.run_dir = self._open_run_dir(point, distributed)
         self.pub = Publisher(self.run_dir, self.on_event, enabled=distributed.is_main)
         self.inbox = ControlInbox(self.run_dir, distributed, device, self.stop_event, agree_every=cfg.train.log_every)
@@ -151,6 +152,8 @@ class Trainer:
                                  parameters=run.parameters, flops_per_image=run.flops_per_image,
                                  world_size=run.distributed.world_size,
                                  image_shape=(run.channels, run.image_size, run.image_size)))
+        if self.eval_note:
+            self._warn(self.eval_note)
         if cfg.train.tensorboard:
             problem = self.pub.start_tensorboard(run.start_step)
             if problem:
@@ -185,6 +188,8 @@ class Trainer:
                     continue  # back at a checkpoint: nothing to sample or save at this step
             if train.sample_every and run.step % train.sample_every == 0:
                 self._sample()
+            if self.eval_every and run.step % self.eval_every == 0:
+                self._evaluate()  # and keep checkpoints/best.pt when it is the best so far
             if train.checkpoint_every and run.step % train.checkpoint_every == 0:
                 self._checkpoint()  # rolls back instead when the weights became non-finite
 
@@ -291,6 +296,59 @@ class Trainer:
         save_grid(grid, path)
         self.pub.emit(SamplesReady(step=run.step, path=str(path), image=grid))
         self.throughput.exclude(time.perf_counter() - started)
+
+    def _quality_evaluator(self):
+        """(evaluator, every, note): train.eval_every's evaluator on the main rank, checked before anything
+        is written (see workbench.evaluation.during_training)."""
+        run = self.run
+        evaluator, every, note = None, 0, ""
+        if run.distributed.is_main:
+            from workbench.evaluation.during_training import training_evaluator
+
+            evaluator, every, note = training_evaluator(self.cfg, channels=run.channels, image_size=run.image_size,
+                                                        device=run.device, best=run.quality_best)
+        if run.distributed.enabled:  # every rank must agree on when to wait for an evaluation
+            box = [every]
+            torch.distributed.broadcast_object_list(box, src=0)
+            every = box[0]
+        return evaluator, every, note
+
+    def _evaluate(self) -> None:
+        """Sample quality of the EMA weights (main rank; the others wait at the next collective). The time
+        is excluded from img/s and reported with the result."""
+        run = self.run
+        started = time.perf_counter()
+        quality = None
+        if run.distributed.is_main:
+            net = run.ema.module if run.ema is not None else run.model
+            quality = self.evaluator.evaluate(net, run.diffusion, self.cfg, step=run.step, channels=run.channels,
+                                              image_size=run.image_size)
+            if quality.is_best:
+                run.quality_best = {"step": run.step, "value": quality.value, "metric": quality.label}
+        is_best = [bool(quality and quality.is_best)]
+        if run.distributed.enabled:
+            torch.distributed.broadcast_object_list(is_best, src=0)
+        if is_best[0] and self.cfg.train.keep_best:
+            self._checkpoint_best()
+        if quality is not None:
+            result = quality.result
+            self.pub.emit(QualityMeasured(step=run.step, metric=quality.label, value=quality.value, n=result.n,
+                                          extractor=result.extractor, seconds=time.perf_counter() - started,
+                                          best_step=quality.best_step, best_value=quality.best_value,
+                                          kid=result.kid, kid_std=result.kid_std))
+        self.throughput.exclude(time.perf_counter() - started)
+
+    def _checkpoint_best(self) -> None:
+        """checkpoints/best.pt: the whole training state at the best evaluation (`sample --best`)."""
+        run = self.run
+        if not self._weights_finite():
+            return
+        data_ranks = self._gather(run.data.state_dict())
+        rng_ranks = self._gather(rank_rng_state(run.device))
+        if run.distributed.is_main:
+            checkpoint = encode_training_state(run, run.step, data_ranks=data_ranks, rng_ranks=rng_ranks,
+                                               elapsed_s=self._elapsed())
+            save_checkpoint(self.run_dir.best_checkpoint, checkpoint)
 
     def _weights_finite(self) -> bool:
         norms = torch._foreach_norm([p.detach() for p in self.run.trainable])

@@ -67,3 +67,10 @@ def register_samplers(register):
     with the public NoiseSchedule and `step(index, x, denoise, generator)`, calling `denoise(x, t) -> pred_x0`
     as often as it needs (Heun: twice per step). One without it is run through the loop's adapter for the
     earlier protocol: `set_timesteps(diffusion, steps, device)`, `step(index, x_t, pred_x0, generator)`."""
+
+
+@hookspec
+def register_feature_extractors(register):
+    """Register feature extractors for evaluation: `factory(**params) -> extractor` with `name`, `version`,
+    `dim`, `frechet_label`, `kernel_label`, `refuse(channels, size)`, `to(device)` and `__call__(uint8
+    images (B, C, H, W)) -> float features (B, dim)` (see workbench.evaluation.extractors)."""

@@ -35,6 +35,7 @@ DEFAULT_PLUGINS = (
     "workbench_plugins.samplers",
     "workbench_plugins.datasets",
     "workbench_plugins.backbones",
+    "workbench_plugins.extractors",
 )
 
 HOOK_NAMES = tuple(KINDS.values())

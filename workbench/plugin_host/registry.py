@@ -1,4 +1,5 @@
-"""Registries of components (schedules, datasets, backbones, samplers) and their parameter checks."""
+"""Registries of components (schedules, datasets, backbones, samplers, feature extractors) and their parameter
+checks."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ KINDS = {
     "dataset": "register_datasets",
     "backbone": "register_backbones",
     "sampler": "register_samplers",
+    "feature_extractor": "register_feature_extractors",
 }
 
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_.+-]*$")

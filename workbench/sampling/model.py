@@ -83,12 +83,13 @@ def build_model_from_state(state: dict, cfg, path: Path, *, ema: bool = True) ->
 
 
 def load_for_sampling(*, run: str | None = None, checkpoint: str | None = None, base_dir: str | Path = "runs",
-                      ema: bool = True, device: str | torch.device = "cpu") -> SamplingBundle:
+                      ema: bool = True, device: str | torch.device = "cpu", best: bool = False) -> SamplingBundle:
     """Everything needed to sample from a trained run: the model (EMA weights by default), its diffusion,
-    its config. Give a checkpoint file, or a run (name, path or "latest"; None means "latest")."""
+    its config. Give a checkpoint file, or a run (name, path or "latest"; None means "latest"), whose newest
+    checkpoint is used, or with `best` the one of its best sample-quality evaluation."""
     from workbench.diffusion import GaussianDiffusion
 
-    path = Path(checkpoint) if checkpoint else find_run_checkpoint(run, base_dir)
+    path = Path(checkpoint) if checkpoint else find_run_checkpoint(run, base_dir, best=best)
     state = load_checkpoint(path, map_location="cpu")
     cfg = config_from_checkpoint(state, path)
     model, used_ema = build_model_from_state(state, cfg, path, ema=ema)

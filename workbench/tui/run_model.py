@@ -16,6 +16,7 @@ from typing import Iterable
 from workbench.engine.events import (
     CheckpointSaved,
     Event,
+    QualityMeasured,
     RunFailed,
     RunFinished,
     RunStarted,
@@ -48,6 +49,7 @@ class RunModel:
     loss_values: list[float] = field(default_factory=list)
     samples: list[tuple[int, str]] = field(default_factory=list)  # (step, png path), oldest first
     checkpoints: list[tuple[int, str]] = field(default_factory=list)
+    quality: list[QualityMeasured] = field(default_factory=list)  # train.eval_every results, oldest first
     log: list[LogEntry] = field(default_factory=list)
     failure: str = ""  # one line shown in the error banner; empty while nothing went wrong
     kept: str = ""     # what survives a failure
@@ -96,6 +98,11 @@ class RunModel:
         elif isinstance(event, CheckpointSaved):
             self.checkpoints.append((event.step, event.path))
             self._log(event, "info", f"checkpoint at step {event.step}: {event.path}")
+        elif isinstance(event, QualityMeasured):
+            self.quality.append(event)
+            best = " (best)" if event.best_step == event.step else ""
+            self._log(event, "info", f"{event.metric} {event.value:.4g}{best} at step {event.step}, n={event.n}, "
+                                     f"{event.seconds:.0f} s")
         elif isinstance(event, RunWarning):
             at = f" (step {event.step})" if event.step >= 0 else ""
             self._log(event, "warning", event.message + at)

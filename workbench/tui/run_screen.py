@@ -1,4 +1,5 @@
-"""The run view: loss curve, throughput, the latest sample grid and the event log, with the run's controls.
+"""The run view: loss curve, throughput, the latest sample grid, sample quality (once a run measures it) and
+the event log, with the run's controls.
 
 Controls go to the engine through the run directory's control channel; the engine's replies come back as
 events (StateChanged, SamplesReady, CheckpointSaved, RunFinished), so what the screen shows is always what
@@ -17,6 +18,7 @@ from textual.widgets import Footer
 from workbench.tui.confirm_dialog import ConfirmDialog
 from workbench.tui.event_log import EventLog
 from workbench.tui.loss_chart import LossChart
+from workbench.tui.quality_panel import QualityPanel
 from workbench.tui.run_banner import RunBanner
 from workbench.tui.run_model import RunModel
 from workbench.tui.sample_view import SampleView
@@ -24,6 +26,7 @@ from workbench.tui.stats_panel import StatsPanel
 
 CONTROL_ACTIONS = ("pause", "resume", "sample_now", "checkpoint_now", "stop_run")
 COMPACT_WIDTH, COMPACT_HEIGHT = 110, 32
+QUALITY_HEIGHT, QUALITY_HEIGHT_COMPACT, QUALITY_MIN_WIDTH = 12, 6, 30
 
 
 class RunScreen(Screen):
@@ -55,7 +58,9 @@ class RunScreen(Screen):
             with Vertical(id="left"):
                 yield LossChart(self.smoothing, id="loss")
                 yield StatsPanel(id="stats")
-            yield SampleView(self.renderer, id="samples", empty_text="no samples yet\n(n: sample now)")
+            with Vertical(id="right"):
+                yield SampleView(self.renderer, id="samples", empty_text="no samples yet\n(n: sample now)")
+                yield QualityPanel(id="quality")
         yield EventLog(id="log")
         yield Footer(compact=True)
 
@@ -74,16 +79,22 @@ class RunScreen(Screen):
         self.set_class(compact, "compact")
         log_height = 5 if compact else max(6, height // 6)
         self.query_one("#log").styles.height = log_height if height >= 20 else 0
+        self.query_one(QualityPanel).styles.height = QUALITY_HEIGHT_COMPACT if compact else QUALITY_HEIGHT
         self.call_after_refresh(self.fit_samples)
 
     def fit_samples(self) -> None:
-        """Give the sample panel a square-ish grid (2 columns per row of cells) in the height #main has."""
+        """Give the sample panel a square-ish grid (2 columns per row of cells) in the height #main has, less
+        the quality panel's when it shows (which needs QUALITY_MIN_WIDTH columns for its labels)."""
         main = self.query_one("#main")
         width, height = main.size
         if not height:
             return
-        samples_width = min(int(width * 0.5), max(2, height - 2) * 2 + 2)
-        self.query_one("#samples").styles.width = samples_width if width >= 60 else 0
+        quality = self.query_one(QualityPanel)
+        grid_height = height - (quality.styles.height.value if quality.display else 0)
+        samples_width = min(int(width * 0.5), max(2, grid_height - 2) * 2 + 2)
+        if quality.display:
+            samples_width = max(samples_width, min(QUALITY_MIN_WIDTH, int(width * 0.5)))
+        self.query_one("#right").styles.width = samples_width if width >= 60 else 0
 
     # -- drawing -----------------------------------------------------------------------------------
 
@@ -99,6 +110,11 @@ class RunScreen(Screen):
             self.call_after_refresh(self.fit_samples)  # the banner grew: less height for the grid
         self.query_one(LossChart).update_from(model)
         self.query_one(StatsPanel).update_from(model)
+        quality = self.query_one(QualityPanel)
+        had_quality = quality.display
+        quality.update_from(model)
+        if quality.display != had_quality:
+            self.call_after_refresh(self.fit_samples)  # the panel appeared: less height for the grid
         self.query_one(EventLog).update_from(model.log)
         latest = model.latest_sample
         if latest and latest[1] != self.shown_sample:
