@@ -163,6 +163,8 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "clip_x0": K(True, "clip the predicted x0 to [-1, 1]"),
         "dynamic_threshold": K(0.0, "dynamic thresholding percentile (Saharia et al. 2022); 0 = off",
                                min=0.0, max=1.0),
+        "grid_scale": K(4, "preview grid PNGs are enlarged this many times (nearest neighbour) to be viewable "
+                           "outside the workbench; 1 = native size", min=1, max=16),
     },
     "ui": {
         "image_renderer": K("auto", "auto, halfblock, sixel or kitty", choices=("auto", "halfblock", "sixel", "kitty")),

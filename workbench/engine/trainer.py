@@ -324,7 +324,7 @@ class Trainer:
             self.throughput.exclude(time.perf_counter() - started)
             return
         path = self.run_dir.sample_path(run.step)
-        save_grid(grid, path)
+        save_grid(grid, path, self.cfg.sample.grid_scale)
         self.pub.emit(SamplesReady(step=run.step, path=str(path), image=grid))
         self.throughput.exclude(time.perf_counter() - started)
 
