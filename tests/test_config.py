@@ -119,3 +119,28 @@ def test_default_sampling_steps_follow_a_shorter_schedule_but_explicit_ones_are_
     assert load_config(None, ["schedule.timesteps=20"]).sample.steps == 20
     with pytest.raises(ConfigError, match=r"\[sample\] steps = 30 is more than \[schedule\] timesteps = 20"):
         load_config(None, ["schedule.timesteps=20", "sample.steps=30"])
+
+
+def test_picking_another_plugin_with_set_drops_the_files_keys_of_the_old_one(tmp_path):
+    path = tmp_path / "workbench.toml"
+    path.write_text('[schedule]\nname = "linear"\nbeta_start = 0.0002\n[backbone]\nname = "unet"\npreset = "tiny"\n')
+    cfg = load_config(path, ["schedule.name=cosine", "schedule.s=0.01"])
+    assert cfg.schedule.name == "cosine" and cfg.schedule.params == {"s": 0.01, "max_beta": 0.999}
+    assert cfg.notes == ["[schedule] name = 'cosine' replaces 'linear': its keys beta_start were dropped "
+                         "(set the new plugin's own keys with --set)"]
+    # naming the same plugin again keeps the file's keys, and so does a file without a name
+    same = load_config(path, ["schedule.name=linear"])
+    assert same.schedule.params["beta_start"] == 0.0002 and same.notes == []
+    # an unknown key for the plugin the user picked is still an error
+    with pytest.raises(ConfigError, match="unknown key 'beta_end'"):
+        load_config(path, ["schedule.name=cosine", "schedule.beta_end=0.03"])
+
+
+def test_the_note_about_dropped_keys_reaches_stderr(tmp_path, monkeypatch, capsys):
+    from workbench.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "workbench.toml").write_text('[schedule]\nname = "linear"\nbeta_end = 0.03\n')
+    assert main(["config", "--set", "schedule.name=cosine"]) == 0
+    assert capsys.readouterr().err == ("note: [schedule] name = 'cosine' replaces 'linear': its keys beta_end "
+                                       "were dropped (set the new plugin's own keys with --set)\n")

@@ -35,3 +35,19 @@ def test_grid_of_non_square_count_rounds_columns_up_and_png_keeps_pixels():
 
 def test_to_uint8_maps_minus_one_to_0_and_one_to_255():
     assert to_uint8(torch.tensor([-1.0, 0.0, 1.0, 3.0])).tolist() == [0, 128, 255, 255]
+
+
+def test_an_enlarged_grid_png_reads_back_at_its_native_pixels():
+    from PIL import Image
+
+    from workbench.pictures import native_pixels, png_bytes
+
+    grid = np.random.default_rng(0).integers(0, 256, (10, 14, 3), dtype=np.uint8)
+    data = png_bytes(grid, scale=4)
+    with Image.open(io.BytesIO(data)) as image:
+        assert image.size == (56, 40)  # each pixel a crisp 4x4 block
+        big = np.asarray(image)
+        assert (big[::4, ::4] == grid).all() and (big[3::4, 3::4] == grid).all()
+        assert (np.asarray(native_pixels(image)) == grid).all()
+    with Image.open(io.BytesIO(png_bytes(grid))) as image:  # scale 1: as before, nothing recorded
+        assert image.size == (14, 10) and native_pixels(image) is image

@@ -156,7 +156,10 @@ def load_config_from_args(args):
     from workbench.config import load_config
 
     warn_plugin_failures()
-    return load_config(*config_arguments(args))
+    config = load_config(*config_arguments(args))
+    for note in config.notes:
+        print(f"note: {note}", file=sys.stderr)
+    return config
 
 
 # Table columns of names, versions and numbers: never wrapped or cut short with "…"; folded onto more lines

@@ -172,6 +172,8 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "clip_x0": K(True, "clip the predicted x0 to [-1, 1]"),
         "dynamic_threshold": K(0.0, "dynamic thresholding percentile (Saharia et al. 2022); 0 = off",
                                min=0.0, max=1.0),
+        "grid_scale": K(4, "preview grid PNGs are enlarged this many times (nearest neighbour) to be viewable "
+                           "outside the workbench; 1 = native size", min=1, max=16),
     },
     "ui": {
         "image_renderer": K("auto", "auto, halfblock, sixel or kitty", choices=("auto", "halfblock", "sixel", "kitty")),
@@ -225,6 +227,7 @@ class Config:
                  components: Mapping[str, Component] | None = None):
         self._data = data
         self.source = source  # where it came from, for messages: a path or "built-in defaults"
+        self.notes: list[str] = []  # what loading changed beyond what was asked (see apply_overrides)
         for section, values in data.items():
             object.__setattr__(self, section, Section(section, values, params.get(section),
                                                       (components or {}).get(section)))
@@ -245,8 +248,10 @@ class Config:
 
     def with_overrides(self, overrides: Iterable[str], host=None) -> "Config":
         raw = self.as_dict()
-        apply_overrides(raw, overrides)
-        return resolve(raw, source=self.source, host=host)
+        notes = apply_overrides(raw, overrides)
+        config = resolve(raw, source=self.source, host=host)
+        config.notes = notes
+        return config
 
     def __eq__(self, other) -> bool:
         return isinstance(other, Config) and self.as_dict() == other.as_dict()
@@ -270,8 +275,10 @@ def load_config(path: str | Path | None = None, overrides: Iterable[str] = (), *
     else:
         raw = read_toml(Path(path))
         source = str(path)
-    apply_overrides(raw, overrides)
-    return resolve(raw, source=source, host=host)
+    notes = apply_overrides(raw, overrides)
+    config = resolve(raw, source=source, host=host)
+    config.notes = notes
+    return config
 
 
 CONFIG_MAX_BYTES = 1 << 20  # a config file is a few KiB; anything near this is not one
@@ -429,16 +436,38 @@ def not_a_string(section: str, key: str, value: Any, expected: str, what: str) -
     return ConfigError(f"{message} ({what})")
 
 
-def apply_overrides(raw: dict[str, Any], overrides: Iterable[str]) -> None:
+def apply_overrides(raw: dict[str, Any], overrides: Iterable[str]) -> list[str]:
+    """Apply `--set section.key=value` items to `raw`. A --set that picks another plugin for a section
+    (`--set backbone.name=diffusers-unet` over a file that sets the unet's `preset`) drops the keys the file
+    gave the plugin it replaces: they belong to that plugin, not to the new one. Returns one note per
+    section whose keys were dropped, for the caller to show."""
+    parsed = []
     for item in overrides:
         key, sep, value = item.partition("=")
         section, dot, name = key.strip().partition(".")
         if not sep or not dot or not section or not name or "." in name:
             raise ConfigError(f"--set {item!r}: expected section.key=value, e.g. --set train.lr=1e-4")
+        parsed.append((item, section, name, SetValue(parse_value(value.strip()), value.strip())))
+    notes = []
+    for item, section, name, value in parsed:
+        table = raw.get(section)
+        if name != "name" or section not in PLUGIN_SECTIONS or not isinstance(table, dict):
+            continue
+        previous = unwrap(table.get("name"), "")
+        chosen = unwrap(value, "")
+        if "name" not in table or previous == chosen:
+            continue
+        dropped = [k for k in table if k not in SCHEMA[section]]
+        if dropped:
+            raw[section] = {k: v for k, v in table.items() if k in SCHEMA[section]}
+            notes.append(f"[{section}] name = {chosen!r} replaces {previous!r}: its keys {', '.join(dropped)} "
+                         "were dropped (set the new plugin's own keys with --set)")
+    for item, section, name, value in parsed:
         table = raw.setdefault(section, {})
         if not isinstance(table, dict):
             raise ConfigError(f"--set {item!r}: {section!r} is not a section")
-        table[name] = SetValue(parse_value(value.strip()), value.strip())
+        table[name] = value
+    return notes
 
 
 def check_host_value(section: str, key: str, value: Any, spec: Key) -> Any:

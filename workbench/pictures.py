@@ -38,17 +38,45 @@ def make_grid(images: torch.Tensor, nrow: int | None = None, padding: int = PADD
     return grid
 
 
-def png_bytes(grid: np.ndarray) -> bytes:
-    from PIL import Image
+SCALE_KEY = "ddpm-workbench-scale"  # PNG text chunk: how many times a saved grid was enlarged
 
+
+def enlarge(grid: np.ndarray, scale: int) -> np.ndarray:
+    """Each pixel as a scale x scale block (nearest neighbour: tiles stay crisp)."""
+    return grid if scale == 1 else np.repeat(np.repeat(grid, scale, axis=0), scale, axis=1)
+
+
+def png_bytes(grid: np.ndarray, scale: int = 1) -> bytes:
+    """A uint8 (H, W, C) picture as PNG, enlarged `scale` times; the factor is recorded in the file so a reader
+    can get the native pixels back (`native_pixels`)."""
+    from PIL import Image
+    from PIL.PngImagePlugin import PngInfo
+
+    grid = enlarge(grid, scale)
     # uint8 (H, W) is read as mode "L", uint8 (H, W, 3) as "RGB"
     image = Image.fromarray(np.ascontiguousarray(grid[:, :, 0] if grid.shape[2] == 1 else grid))
+    info = PngInfo()
+    if scale > 1:
+        info.add_text(SCALE_KEY, str(scale))
     buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
+    image.save(buffer, format="PNG", pnginfo=info)
     return buffer.getvalue()
 
 
-def save_grid(grid: np.ndarray, path: str | Path) -> None:
+def native_pixels(image):
+    """A PIL image read from a grid PNG at the size it was drawn: an enlarged one is shrunk back exactly."""
+    try:
+        scale = int(image.info.get(SCALE_KEY, 1))
+    except (TypeError, ValueError):
+        scale = 1
+    if scale <= 1 or image.width % scale or image.height % scale:
+        return image
+    from PIL import Image
+
+    return image.resize((image.width // scale, image.height // scale), Image.Resampling.NEAREST)
+
+
+def save_grid(grid: np.ndarray, path: str | Path, scale: int = 1) -> None:
     from workbench.engine.rundir import atomic_write_bytes
 
-    atomic_write_bytes(Path(path), png_bytes(grid))
+    atomic_write_bytes(Path(path), png_bytes(grid, scale))

@@ -111,3 +111,27 @@ def test_an_error_mid_training_emits_run_failed_and_keeps_the_last_checkpoint(tm
         train(tiny_config(tmp_path, "train.checkpoint_every=6"), on_event=recorder)
     failed = recorder.of("failed")[0]
     assert failed.step == 8 and failed.kept.startswith("checkpoint at step 6: ")
+
+
+def test_settings_known_to_be_slow_on_a_cpu_say_so_with_the_measured_factor(monkeypatch):
+    import torch
+
+    import workbench.engine.setup as setup
+    from workbench.config import load_config
+    from workbench.engine.setup import resolve_precision
+    from workbench.engine.trainer import slow_choices
+
+    cpu = torch.device("cpu")
+
+    def problems(precision: str, amx: bool) -> list[str]:
+        monkeypatch.setattr(setup, "cpu_has_amx", lambda: amx)
+        train = load_config(None, [f"train.precision={precision}"], search_cwd=False).train
+        return slow_choices(train, resolve_precision(train, cpu), cpu)
+
+    assert problems("bf16", amx=False) == [
+        'train.precision = "bf16" on a CPU without AMX is emulated: about 4.5x slower than fp32 (measured on a '
+        '2-core AVX2 CPU); use "auto" (fp32 here)']
+    assert problems("bf16", amx=True) == [] and problems("auto", amx=False) == [] and problems("fp32", amx=False) == []
+    assert "about 4.6x slower than fp32" in problems("fp16", amx=True)[0]
+    assert slow_choices(load_config(None, ["train.precision=fp16"], search_cwd=False).train, None,
+                        torch.device("cuda")) == []

@@ -17,6 +17,7 @@ from workbench.sampling.model import load_for_sampling
 from workbench.engine.events import event_from_dict
 from workbench.engine.rundir import RunDirectory, status_update
 from workbench.errors import CheckpointError, DatasetError, UsageError
+from workbench.pictures import native_pixels
 
 
 @pytest.fixture(scope="module")
@@ -40,8 +41,10 @@ def test_run_directory_holds_config_metrics_samples_checkpoints_and_status(finis
         assert len(m["loss_quartiles"]) == 4
     assert [p.name for p in run.sample_grids()] == ["step_0000006.png", "step_0000012.png"]
     with Image.open(run.sample_grids()[-1]) as grid:
-        # 4 samples of 16 px -> a 2x2 grid with 2 px padding around and between tiles
-        assert grid.size == (2 + 2 * 18, 2 + 2 * 18) and grid.mode == "L"
+        # 4 samples of 16 px -> a 2x2 grid with 2 px padding around and between tiles, enlarged
+        # sample.grid_scale = 4 times to be viewable outside the workbench
+        assert grid.size == (4 * (2 + 2 * 18), 4 * (2 + 2 * 18)) and grid.mode == "L"
+        assert native_pixels(grid).size == (2 + 2 * 18, 2 + 2 * 18)
     names = sorted(p.name for p in run.checkpoints_dir.iterdir())
     assert names == ["latest.pt", "step_0000006.pt", "step_0000012.pt"]
     status = run.read_status()

@@ -148,3 +148,21 @@ def test_resume_with_another_config_file_is_refused(in_tmp_cwd, capsys):
     err = capsys.readouterr().err
     assert err.startswith("error: --resume continues run") and "leave out --config other.toml" in err
     assert err.count("\n") == 1 and Path("runs/r/config.toml").read_text() == before
+
+
+def test_every_command_finds_runs_in_the_configs_run_dir_and_resume_takes_a_checkpoint(in_tmp_cwd, capsys):
+    # ./workbench.toml moves the runs folder: train writes there, and sample and resume look there too
+    Path("workbench.toml").write_text('[run]\ndir = "elsewhere"\n')
+    assert main(["train", "--plain", *sets("train.steps=4", "train.checkpoint_every=2", "train.keep_checkpoints=3", "run.name=r",
+                                           "run.dir=elsewhere")]) == 0
+    assert main(["sample", "--run", "latest", "--n", "2", "--steps", "2", "--out", "grid.png", "--quiet"]) == 0
+    assert Path("grid.png").is_file()
+    # --resume RUN|CHECKPOINT: from the step-2 checkpoint, not the newest one
+    step2 = Path("elsewhere/r/checkpoints/step_0000002.pt")
+    assert main(["train", "--plain", "--resume", str(step2), "--set", "train.steps=5"]) == 0
+    assert "resuming at step 2 for 5 steps" in capsys.readouterr().out
+    assert load_checkpoint(Path("elsewhere/r/checkpoints/latest.pt"))["step"] == 5
+    # a checkpoint file outside a run directory cannot be resumed: that is --init-from's job
+    Path("loose.pt").write_bytes(step2.read_bytes())
+    assert main(["train", "--plain", "--resume", "loose.pt"]) == 2
+    assert "is not inside a run directory" in capsys.readouterr().err

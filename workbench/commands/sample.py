@@ -87,7 +87,10 @@ def add_arguments(parser) -> None:
     source.add_argument("--checkpoint", metavar="FILE", help="a checkpoint file (.pt) instead of a run")
     source.add_argument("--best", action="store_true",
                         help="with --run: the checkpoint of its best sample-quality evaluation (train.keep_best)")
-    source.add_argument("--dir", default="runs", metavar="DIR", help="folder holding run directories (default: runs)")
+    source.add_argument("--dir", default=None, metavar="DIR",
+                        help="folder holding run directories (default: run.dir of the config, as train and attach)")
+    source.add_argument("--config", "-c", metavar="FILE", default=None,
+                        help="the config whose run.dir holds the runs (default: ./workbench.toml if present)")
     source.add_argument("--no-ema", action="store_true", help="use the raw weights, not the EMA weights")
     sampling = parser.add_argument_group("sampling")
     sampling.add_argument("--n", type=bounded_int(N_MAX, "split the job into several runs of sample"),
@@ -128,6 +131,17 @@ def add_arguments(parser) -> None:
     output.add_argument("--scale", type=positive_int, default=None,
                         help="enlarge GIF and strip pixels by this factor (default: 2 for 32 px images)")
     output.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+
+
+def runs_folder(args) -> str:
+    """Where --run names are looked up: --dir, else run.dir of the config (--config, ./workbench.toml, a root
+    --set run.dir=...), the same folder `train` writes to and `attach` reads."""
+    if args.dir is not None or args.checkpoint:
+        return args.dir or "runs"
+    from workbench.cli import config_arguments
+    from workbench.config import load_config
+
+    return load_config(*config_arguments(args)).run.dir
 
 
 def check_source(args) -> None:
@@ -277,8 +291,8 @@ def run(args) -> int:
     sampling_dtype(args.precision, device)  # a GPU without bf16 is refused here, before any output exists
     with OutputPlan() as plan:
         reserved = reserve_outputs(args, plan)
-        bundle = load_for_sampling(run=args.run, checkpoint=args.checkpoint, base_dir=args.dir, best=args.best,
-                                   ema=not args.no_ema, device=device)
+        bundle = load_for_sampling(run=args.run, checkpoint=args.checkpoint, base_dir=runs_folder(args),
+                                   best=args.best, ema=not args.no_ema, device=device)
         section = sample_section_for(args, bundle.cfg)
         sampler = build_sampler(section)
         check_label(args, bundle.cfg)

@@ -20,9 +20,10 @@ def add_arguments(parser) -> None:
     from workbench.cli import add_config_arguments
 
     add_config_arguments(parser)
-    parser.add_argument("--resume", metavar="RUN",
+    parser.add_argument("--resume", metavar="RUN|CHECKPOINT",
                         help="continue a run (its name under run.dir, a path, or 'latest') from its newest "
-                             "checkpoint, with its own config plus any --set")
+                             "checkpoint, or from one of its checkpoint files (runs/x/checkpoints/step_N.pt), "
+                             "with its own config plus any --set")
     parser.add_argument("--init-from", metavar="RUN|CHECKPOINT",
                         help="start a new run from another run's (EMA) weights or a checkpoint file, imported runs "
                              "included: fresh optimizer, step 0, own directory; the source's config is the base "

@@ -302,10 +302,13 @@ def first_line(exc: BaseException) -> str:
 
 def find_run_checkpoint(run: str | Path | None, base_dir: str | Path = "runs", *, best: bool = False) -> Path:
     """The newest checkpoint of a run (`latest.pt`, else the highest step file), or with `best` the one of its
-    best sample-quality evaluation (`best.pt`); run is a name, path or "latest"."""
+    best sample-quality evaluation (`best.pt`); run is a name, path or "latest", or a checkpoint file of a
+    run, which is then the one returned."""
     from workbench.engine.rundir import RunDirectory
 
     try:
+        if RunDirectory.of_checkpoint(run) is not None:
+            return Path(run)
         run_dir = RunDirectory.resolve(run, base_dir)
     except UsageError as exc:
         raise CheckpointError(str(exc)) from None

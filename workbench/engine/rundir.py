@@ -76,8 +76,12 @@ class RunDirectory:
 
     @classmethod
     def resolve(cls, spec: str | Path | None, base_dir: str | Path = "runs") -> "RunDirectory":
-        """`latest` (or None), a run name under `base_dir`, or a path to a run directory."""
+        """`latest` (or None), a run name under `base_dir`, a path to a run directory, or a path to one of a
+        run's checkpoints (`runs/x/checkpoints/step_0000500.pt`: that run)."""
         base = Path(base_dir)
+        checkpoint_run = cls.of_checkpoint(spec)
+        if checkpoint_run is not None:
+            return checkpoint_run
         if spec in (None, "", "latest"):
             runs = list_runs(base)
             if not runs:
@@ -90,6 +94,19 @@ class RunDirectory:
         names = ", ".join(r.path.name for r in list_runs(base)[-5:]) or "none"
         raise UsageError(f"run {str(spec)!r} not found (looked for {str(spec)!r} and {str(base / str(spec))!r}); "
                          f"recent runs in {str(base)!r}: {names}")
+
+    @classmethod
+    def of_checkpoint(cls, spec: str | Path | None) -> "RunDirectory | None":
+        """The run a checkpoint file belongs to (<run>/checkpoints/<file>.pt), or None when `spec` is not one."""
+        if spec is None or not str(spec).endswith(".pt") or not Path(spec).is_file():
+            return None
+        run = cls(Path(spec).resolve().parent.parent)
+        if Path(spec).resolve().parent.name != "checkpoints" or not (
+                run.config_path.is_file() or run.status_path.is_file()):
+            raise UsageError(f"checkpoint {str(spec)!r} is not inside a run directory (<run>/checkpoints/); "
+                             "to start a new run from its weights use `train --init-from`, to sample it use "
+                             "`sample --checkpoint`")
+        return run
 
     # -- paths -------------------------------------------------------------------------------------
 

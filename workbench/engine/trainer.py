@@ -34,6 +34,29 @@ from workbench.engine.setup import TrainingRun, build_training_run, check_resume
 from workbench.errors import NonFiniteSamples, UsageError, WorkbenchError
 from workbench.pictures import save_grid
 
+# Measured factors for the warnings below (issue 17's report; a 2-core AMD EPYC with AVX2 and no AMX).
+CPU_BF16_WITHOUT_AMX_SLOWDOWN = 4.5   # bf16 autocast vs fp32, tiny preset training step
+CPU_FP16_SLOWDOWN = 4.6               # fp16 autocast + loss scaling vs fp32
+CPU_COMPILE_MINUTES = 6               # torch.compile's first step, tiny preset
+
+
+def slow_choices(train_cfg, precision, device) -> list[str]:
+    """One line per setting known to be slower on this device than the default, with the measured factor."""
+    from workbench.engine.setup import cpu_has_amx
+
+    if device.type != "cpu":
+        return []
+    problems = []
+    if precision.name == "bf16" and train_cfg.precision == "bf16" and not cpu_has_amx():
+        problems.append(f"train.precision = \"bf16\" on a CPU without AMX is emulated: about "
+                        f"{CPU_BF16_WITHOUT_AMX_SLOWDOWN}x slower than fp32 (measured on a 2-core AVX2 CPU); use "
+                        "\"auto\" (fp32 here)")
+    if precision.name == "fp16":
+        problems.append(f"train.precision = \"fp16\" on a CPU is emulated: about {CPU_FP16_SLOWDOWN}x slower than "
+                        "fp32 (measured on a 2-core AVX2 CPU); use \"auto\" (bf16 where the CPU has AMX, else fp32)")
+    return problems
+
+
 BAD_WINDOWS_BEFORE_RESTORE = 3
 MAX_RESTORES = 3
 
@@ -83,6 +106,7 @@ class Trainer:
         self.pub = Publisher(self.run_dir, self.on_event, enabled=distributed.is_main)
         self.inbox = ControlInbox(self.run_dir, distributed, device, self.stop_event, agree_every=cfg.train.log_every)
         self.throughput = Throughput()
+        self.compiling = False  # set in _start when train.compile: the first step compiles
         try:
             self._start(point)
             self.session_start = time.perf_counter()
@@ -158,9 +182,13 @@ class Trainer:
             problem = self.pub.start_tensorboard(run.start_step)
             if problem:
                 self._warn(problem)
-        if run.precision.name == "fp16" and run.device.type == "cpu":
-            self._warn("train.precision = \"fp16\" on a CPU is emulated and about 100x slower than float32; "
-                       "use \"auto\" (bf16 where the CPU has AMX, else fp32)")
+        for problem in slow_choices(cfg.train, run.precision, run.device):
+            self._warn(problem)
+        self.compiling = bool(cfg.train.compile) and run.step < cfg.train.steps
+        if self.compiling:
+            self._warn("train.compile = true: compiling the model before the first step"
+                       + (f" (a 2-core CPU took {CPU_COMPILE_MINUTES} minutes and then trained no faster than "
+                          "eager)" if run.device.type == "cpu" else " (about a minute on a GPU)"))
         if point is not None and run.start_step >= cfg.train.steps:
             self._warn(f"the run is already at step {run.start_step} of train.steps = {cfg.train.steps}; "
                        f"raise it to train longer, e.g. --set train.steps={2 * cfg.train.steps}")
@@ -177,7 +205,10 @@ class Trainer:
             self._handle_control(self.inbox.at_step(run.step))
             if run.stop_requested:
                 break
-            self._train_step()
+            if self.compiling:
+                self._compile_first_step()
+            else:
+                self._train_step()
             run.step += 1
             if run.ema is not None:
                 run.ema.update(run.step - 1)
@@ -192,6 +223,19 @@ class Trainer:
                 self._evaluate()  # and keep checkpoints/best.pt when it is the best so far
             if train.checkpoint_every and run.step % train.checkpoint_every == 0:
                 self._checkpoint()  # rolls back instead when the weights became non-finite
+
+    def _compile_first_step(self) -> None:
+        """The first step of a torch.compile'd model compiles it: say how long that took, and keep it out of
+        img/s and the ETA (it would otherwise promise hours for a run that then trains at full speed)."""
+        started = time.perf_counter()
+        self._train_step()
+        if self.run.device.type == "cuda":
+            torch.cuda.synchronize(self.run.device)
+        seconds = time.perf_counter() - started
+        self.throughput.exclude(seconds)
+        self.compiling = False
+        self._warn(f"torch.compile: the first step (compiling the model) took {seconds:.0f} s; img/s and the ETA "
+                   "leave it out, and inductor's cache makes the next start of the same model faster")
 
     def _train_step(self) -> None:
         run, train = self.run, self.cfg.train
@@ -293,7 +337,7 @@ class Trainer:
             self.throughput.exclude(time.perf_counter() - started)
             return
         path = self.run_dir.sample_path(run.step)
-        save_grid(grid, path)
+        save_grid(grid, path, self.cfg.sample.grid_scale)
         self.pub.emit(SamplesReady(step=run.step, path=str(path), image=grid))
         self.throughput.exclude(time.perf_counter() - started)
 

@@ -24,9 +24,11 @@ def load_grid(path: str | Path) -> Any | None:
     """A sample grid PNG as an RGB PIL image, or None when it cannot be read (yet)."""
     from PIL import Image
 
+    from workbench.pictures import native_pixels
+
     try:
         with Image.open(path) as image:
-            return image.convert("RGB")
+            return native_pixels(image).convert("RGB")  # an enlarged PNG back at its drawn size
     except (OSError, ValueError):
         return None
 
