@@ -151,6 +151,28 @@ def config_arguments(args) -> tuple[str | None, list[str]]:
     return path, overrides
 
 
+def add_runs_folder_arguments(parser, *, config: bool = True) -> None:
+    """--dir and --config of a command that finds runs by name (sample, eval, export, import): the folder is
+    --dir, else run.dir of the config (--config, ./workbench.toml, a root --set run.dir=...), the folder
+    `train` writes to and `attach` reads."""
+    parser.add_argument("--dir", default=None, metavar="DIR",
+                        help="folder holding run directories (default: run.dir of the config, else runs)")
+    if config:  # a command with add_config_arguments has its --config already
+        parser.add_argument("--config", "-c", metavar="FILE", default=None,
+                            help="the config whose run.dir holds the runs (default: ./workbench.toml if present)")
+
+
+def runs_folder(args) -> str:
+    """The folder of run directories for a command given `add_runs_folder_arguments` (see there)."""
+    if args.dir is not None:
+        return args.dir
+    if getattr(args, "run", "") is None:  # sampling a --checkpoint or scoring --samples: no run is looked up
+        return "runs"
+    from workbench.config import load_config
+
+    return load_config(*config_arguments(args)).run.dir
+
+
 def load_config_from_args(args):
     """The validated config for a subcommand's --config/--set, with the plugin-failure warning."""
     from workbench.config import load_config

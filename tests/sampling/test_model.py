@@ -8,6 +8,7 @@ import pytest
 import torch
 from PIL import Image
 
+from workbench.pictures import native_pixels
 from workbench.sampling.model import evaluating, model_function
 
 
@@ -73,6 +74,6 @@ def test_a_preview_grid_is_what_the_sample_path_gives_from_the_checkpoint(tmp_pa
                            generator=torch.Generator().manual_seed(derived_seed(cfg.run.seed, "sampler")),
                            clip_x0=cfg.sample.clip_x0, dynamic_threshold=cfg.sample.dynamic_threshold)
     with Image.open(run.sample_grids()[-1]) as png:
-        preview = np.asarray(png)
+        preview = np.asarray(native_pixels(png))  # saved enlarged (sample.grid_scale); the drawn pixels
     assert run.sample_grids()[-1].name == "step_0000012.png"
     np.testing.assert_array_equal(make_grid(to_uint8(images))[:, :, 0], preview)

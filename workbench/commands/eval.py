@@ -17,7 +17,7 @@ from pathlib import Path
 
 
 def add_arguments(parser) -> None:
-    from workbench.cli import add_config_arguments
+    from workbench.cli import add_config_arguments, add_runs_folder_arguments
     from workbench.commands.sample import positive_int, seed_int
     from workbench.evaluation.extractors import AUTO
 
@@ -27,7 +27,7 @@ def add_arguments(parser) -> None:
     what.add_argument("--run", metavar="RUN", help="a run to sample: its name under --dir, a path, or 'latest'")
     what.add_argument("--checkpoint", metavar="FILE", help="a checkpoint file (.pt) to sample")
     what.add_argument("--best", action="store_true", help="with --run: its best checkpoint (train.keep_best)")
-    what.add_argument("--dir", default="runs", metavar="DIR", help="folder holding run directories (default: runs)")
+    add_runs_folder_arguments(what, config=False)
     sampling = parser.add_argument_group("sampling a run")
     sampling.add_argument("--n", type=positive_int, default=None,
                           help="samples to score (default: 10,000, or 1,000 on a CPU, at most the reference's size "
@@ -143,7 +143,7 @@ def sample_run(args, bundle, n: int, device, progress) -> tuple:
 
 
 def run(args) -> int:
-    from workbench.cli import warn_plugin_failures
+    from workbench.cli import runs_folder, warn_plugin_failures
     from workbench.errors import UsageError
     from workbench.evaluation import evaluate as ev
     from workbench.evaluation.extractors import build_extractor, check_images_for, choose_extractor, extract_features
@@ -171,8 +171,8 @@ def run(args) -> int:
             from workbench.sampling.model import load_for_sampling
 
             sampling_dtype(args.precision, device)
-            bundle = load_for_sampling(run=args.run, checkpoint=args.checkpoint, base_dir=args.dir, best=args.best,
-                                       ema=not args.no_ema, device=device)
+            bundle = load_for_sampling(run=args.run, checkpoint=args.checkpoint, base_dir=runs_folder(args),
+                                       best=args.best, ema=not args.no_ema, device=device)
             if args.sampler or args.steps:
                 from types import SimpleNamespace
 

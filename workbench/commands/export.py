@@ -11,19 +11,22 @@ FORMATS = ("diffusers",)
 
 
 def add_arguments(parser) -> None:
+    from workbench.cli import add_runs_folder_arguments
+
     parser.add_argument("run", metavar="RUN", help="a run: its name under --dir, a path to it, or 'latest'")
     parser.add_argument("out", metavar="OUT", help="the folder to write (must not exist, or be empty)")
     parser.add_argument("--format", choices=FORMATS, default="diffusers",
                         help="diffusers: a DDPMPipeline folder with safetensors weights (default)")
     parser.add_argument("--checkpoint", metavar="FILE", help="export this checkpoint file instead of the run's latest")
-    parser.add_argument("--dir", default="runs", metavar="DIR", help="folder holding run directories (default: runs)")
+    add_runs_folder_arguments(parser)
     parser.add_argument("--no-ema", action="store_true", help="export the raw weights, not the EMA weights")
 
 
 def run(args) -> int:
+    from workbench.cli import runs_folder
     from workbench.interop.runs import export_run
 
-    out, which = export_run(run=args.run, checkpoint=args.checkpoint, base_dir=args.dir, out=args.out,
+    out, which = export_run(run=args.run, checkpoint=args.checkpoint, base_dir=runs_folder(args), out=args.out,
                             ema=not args.no_ema)
     print(f"wrote {out}: a diffusers DDPMPipeline with the {which}")
     print(f"load it with diffusers.DDPMPipeline.from_pretrained({str(out)!r})")

@@ -82,15 +82,14 @@ def add_arguments(parser) -> None:
     from workbench.sampling.defaults import (DEFAULT_FRAMES, DEFAULT_PROGRESSION_IMAGES, DEFAULT_STRIP_COLUMNS,
                                            FORMATS, PRECISIONS)
 
+    from workbench.cli import add_runs_folder_arguments
+
     source = parser.add_argument_group("model")
     source.add_argument("--run", metavar="RUN", help="a run: its name under --dir, a path to it, or 'latest'")
     source.add_argument("--checkpoint", metavar="FILE", help="a checkpoint file (.pt) instead of a run")
     source.add_argument("--best", action="store_true",
                         help="with --run: the checkpoint of its best sample-quality evaluation (train.keep_best)")
-    source.add_argument("--dir", default=None, metavar="DIR",
-                        help="folder holding run directories (default: run.dir of the config, as train and attach)")
-    source.add_argument("--config", "-c", metavar="FILE", default=None,
-                        help="the config whose run.dir holds the runs (default: ./workbench.toml if present)")
+    add_runs_folder_arguments(source)
     source.add_argument("--no-ema", action="store_true", help="use the raw weights, not the EMA weights")
     sampling = parser.add_argument_group("sampling")
     sampling.add_argument("--n", type=bounded_int(N_MAX, "split the job into several runs of sample"),
@@ -131,17 +130,6 @@ def add_arguments(parser) -> None:
     output.add_argument("--scale", type=positive_int, default=None,
                         help="enlarge GIF and strip pixels by this factor (default: 2 for 32 px images)")
     output.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
-
-
-def runs_folder(args) -> str:
-    """Where --run names are looked up: --dir, else run.dir of the config (--config, ./workbench.toml, a root
-    --set run.dir=...), the same folder `train` writes to and `attach` reads."""
-    if args.dir is not None or args.checkpoint:
-        return args.dir or "runs"
-    from workbench.cli import config_arguments
-    from workbench.config import load_config
-
-    return load_config(*config_arguments(args)).run.dir
 
 
 def check_source(args) -> None:
@@ -277,7 +265,7 @@ def write_outputs(args, reserved, result, recorder, image_size: int) -> None:
 
 
 def run(args) -> int:
-    from workbench.cli import warn_plugin_failures
+    from workbench.cli import runs_folder, warn_plugin_failures
     from workbench.diffusion import build_sampler
     from workbench.sampling.outputs import OutputPlan
     from workbench.sampling.progression import ProgressionRecorder
