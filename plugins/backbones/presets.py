@@ -91,12 +91,14 @@ PARAM_HELP = {
     "groups": "GroupNorm groups; every channel count must be divisible by it",
     "scale_shift": "condition on the timestep by norm(h) * (1 + scale) + shift (ADM) instead of adding",
     "resample": "conv (strided conv down, nearest + conv up) or pool (avg-pool down, nearest up)",
-    "num_classes": "> 0: class-conditional on labels 0..num_classes-1; 0 = unconditional",
+    "num_classes": "> 0: class-conditional on labels 0..num_classes-1; \"auto\": the dataset's class count; "
+                   "0 = unconditional",
 }
 
 INT_KEYS = {"base_channels": 1, "num_res_blocks": 1, "num_heads": 1, "head_channels": 1, "groups": 1,
             "num_classes": 0}  # key -> smallest allowed value
 BOOL_KEYS = ("mid_attention", "scale_shift")
+AUTO_CLASSES = "auto"  # num_classes = "auto": as many classes as the training data has
 
 
 def is_int(value: Any) -> bool:
@@ -110,8 +112,8 @@ def check_types(params: dict[str, Any]) -> None:
         raise ValueError(f"preset = {preset!r} is unknown{did_you_mean(str(preset), PRESETS)}; "
                          f"presets: {', '.join(PRESETS)}")
     for key, value in params.items():
-        if value is None or key == "preset":
-            continue
+        if value is None or key == "preset" or (key == "num_classes" and value == AUTO_CLASSES):
+            continue  # "auto" classes become a count when training starts (workbench.engine.setup)
         if key in INT_KEYS:
             if not is_int(value) or value < INT_KEYS[key]:
                 raise ValueError(f"{key} = {value!r} must be an integer >= {INT_KEYS[key]} ({PARAM_HELP[key]})")
@@ -147,7 +149,8 @@ def merge(params: dict[str, Any]) -> UNetConfig:
     check_types(params)
     config = PRESETS[params.get("preset", DEFAULT_PRESET)].config
     overrides = {k: v for k, v in params.items()
-                 if v is not None and k not in ("preset", "attention_resolutions")}
+                 if v is not None and k not in ("preset", "attention_resolutions")
+                 and not (k == "num_classes" and v == AUTO_CLASSES)}
     if "channel_mult" in overrides:
         overrides["channel_mult"] = tuple(overrides["channel_mult"])
         # a preset's attention levels may not exist with fewer levels; keep those that do

@@ -130,6 +130,7 @@ def test_find_run_checkpoint_explains_a_run_without_one(tmp_path):
 
 V1_KEYS = {"format", "version", "step", "config", "channels", "image_size", "out_channels", "model", "ema",
            "optimizer", "scaler", "lr_schedule", "rng", "data_ranks", "metric_window", "world_size", "elapsed_s"}
+OPTIONAL_KEYS = {"class_names"}  # added to version 1 later; readers use .get, so older files still load
 
 
 # Written by the engine as it was at commit 94c2e01, before the codec moved here (a 3-step run: synthetic 8 px
@@ -149,7 +150,7 @@ def test_the_codec_writes_exactly_the_version_1_keys(training_run):
     run = training_run()
     state = ckpt.encode_training_state(run, 3, data_ranks=[run.data.state_dict()],
                                        rng_ranks=[ckpt.rank_rng_state(run.device)], elapsed_s=2.0)
-    assert set(state) == V1_KEYS and (state["format"], state["version"]) == (ckpt.FORMAT, 1)
+    assert set(state) == V1_KEYS | OPTIONAL_KEYS and (state["format"], state["version"]) == (ckpt.FORMAT, 1)
 
 
 def test_a_checkpoint_written_before_the_change_restores_every_piece():
@@ -183,4 +184,4 @@ def test_a_run_checkpointed_before_the_change_trains_on(tmp_path):
     train(cfg, resume="v1", on_event=recorder)
     assert recorder.of("started")[0].start_step == 3 and recorder.of("finished")[0].step == 5
     resumed = ckpt.load_checkpoint(folder / "latest.pt")
-    assert resumed["step"] == 5 and set(resumed) == V1_KEYS
+    assert resumed["step"] == 5 and set(resumed) == V1_KEYS | OPTIONAL_KEYS

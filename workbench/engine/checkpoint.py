@@ -18,6 +18,8 @@ keys, and nothing else, make format version 1 (the keys `load_checkpoint` requir
     metric_window            the unfinished metric window (so a resumed run logs what an unbroken one would)
     world_size               how many torchrun ranks wrote it
     elapsed_s                training seconds before this checkpoint
+    class_names              names of the labels 0..K-1 the dataset reported (a list of str, [] when it has
+                             none), so `sample --class NAME` needs no dataset; optional, absent before it was added
 
 Reading: `load_checkpoint` checks a file and returns the dict; `restore_weights`, `restore_training` and
 `restore_rng` put it back into a run's objects; `Progress.of` reads where the run stood. Readers use
@@ -72,6 +74,7 @@ def encode_training_state(run, step: int, *, data_ranks: list, rng_ranks: list, 
         "metric_window": run.window.state_dict(),
         "world_size": run.distributed.world_size,
         "elapsed_s": elapsed_s,
+        "class_names": [str(name) for name in getattr(run.data, "class_names", ())],
     }
 
 

@@ -70,6 +70,7 @@ class Trainer:
             check_resume_config(cfg, point.state, point.checkpoint)
         check_training_target(self._given_run_dir(), point.run if point is not None else None)
         run = self.run = build_training_run(cfg, distributed, device, point)
+        cfg = self.cfg = run.cfg  # the config as built (backbone.num_classes = "auto" is now a count)
         self.run_dir = self._open_run_dir(point, distributed)
         self.pub = Publisher(self.run_dir, self.on_event, enabled=distributed.is_main)
         self.inbox = ControlInbox(self.run_dir, distributed, device, self.stop_event, agree_every=cfg.train.log_every)
@@ -182,6 +183,8 @@ class Trainer:
         for micro in range(accum):
             x, y = run.data.next_batch(run.micro_batch)
             t, noise = self._draw_t_and_noise(x)
+            if y is not None and train.label_dropout > 0:
+                y = self._drop_labels(y)
             if run.precision.channels_last:
                 x, noise = x.contiguous(memory_format=torch.channels_last), noise.contiguous(memory_format=torch.channels_last)
             no_sync = run.ddp.no_sync() if run.ddp is not None and micro < accum - 1 else contextlib.nullcontext()
@@ -225,6 +228,16 @@ class Trainer:
         if world > 1:
             t, noise = t[rank * micro:(rank + 1) * micro], noise[rank * micro:(rank + 1) * micro]
         return t, noise
+
+    def _drop_labels(self, y: torch.Tensor) -> torch.Tensor:
+        """Classifier-free guidance training (Ho & Salimans 2022): each label becomes the "no label" class
+        (index num_classes) with probability train.label_dropout. The mask comes from the training-noise
+        generator, drawn for the global micro-batch like t and noise, so resumes and torchrun ranks agree."""
+        run = self.run
+        world, rank, micro = run.distributed.world_size, run.distributed.rank, run.micro_batch
+        drop = torch.rand(micro * world, generator=run.noise_generator, device=run.device)
+        drop = drop[rank * micro:(rank + 1) * micro] < self.cfg.train.label_dropout
+        return torch.where(drop.to(y.device), run.cfg.backbone.params["num_classes"], y)
 
     # -- logging, samples, checkpoints -------------------------------------------------------------
 
