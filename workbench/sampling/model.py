@@ -36,6 +36,7 @@ class SamplingBundle:
     image_size: int
     checkpoint_path: Path
     ema: bool = True              # whether `model` holds the EMA weights
+    class_names: tuple[str, ...] = ()  # names of labels 0..K-1 from the checkpoint (older ones: none)
 
 
 def config_from_checkpoint(state: dict, path: Path):
@@ -96,7 +97,8 @@ def load_for_sampling(*, run: str | None = None, checkpoint: str | None = None, 
     diffusion = GaussianDiffusion.from_config(cfg).to(device)
     return SamplingBundle(model=model, diffusion=diffusion, cfg=cfg, step=int(state["step"]),
                           channels=int(state["channels"]), image_size=int(state["image_size"]),
-                          checkpoint_path=path, ema=used_ema)
+                          checkpoint_path=path, ema=used_ema,
+                          class_names=tuple(str(name) for name in state.get("class_names") or ()))
 
 
 @contextlib.contextmanager
