@@ -84,3 +84,33 @@ def test_classes_on_an_unlabelled_dataset_are_one_line(tmp_path, classes):
         train(tiny_config(base, "dataset.name=npy", f"dataset.path={tmp_path / 'images.npy'}",
                           f"backbone.num_classes={classes}"))
     assert not base.exists()
+
+
+def test_a_conditional_preview_has_a_named_row_per_class_guided_at_sample_guidance(tmp_path):
+    # The preview is the one sampling path's guided output for labels 0..3 from the run's fixed x_T, laid out
+    # one row per class with the names in a left gutter under a "guidance W" title.
+    from PIL import Image
+
+    from workbench.diffusion import build_sampler, sample_images
+    from workbench.engine.setup import derived_seed
+    from workbench.pictures import make_grid, to_uint8
+    from workbench.sampling.layout import LINE_HEIGHT, text_width
+    from workbench.sampling.model import load_for_sampling, model_function
+    from workbench.pictures import PADDING
+
+    run = train(tiny_config(tmp_path, *CONDITIONAL, "sample.guidance=3", "train.steps=6", "run.name=p"))
+    bundle = load_for_sampling(checkpoint=str(run.latest_checkpoint))
+    cfg = bundle.cfg
+    labels = torch.arange(4)  # sample.n = 4 over 4 classes: one image per row
+    x_T = torch.randn((4, bundle.channels, bundle.image_size, bundle.image_size),
+                      generator=torch.Generator().manual_seed(derived_seed(cfg.run.seed, "samples")))
+    images = sample_images(model_function(bundle.model, torch.device("cpu"), labels=labels, guidance=3.0),
+                           bundle.diffusion, build_sampler(cfg.sample), x_T.shape, steps=cfg.sample.steps,
+                           noise=x_T, generator=torch.Generator().manual_seed(derived_seed(cfg.run.seed, "sampler")))
+    tiles = make_grid(to_uint8(images), nrow=1)[:, :, 0]
+    with Image.open(run.sample_grids()[-1]) as png:
+        preview = np.asarray(png)
+    gutter = max(text_width(name) for name in SHAPES) + 2 * PADDING
+    assert preview.shape[0] == LINE_HEIGHT + tiles.shape[0]
+    np.testing.assert_array_equal(preview[LINE_HEIGHT:, gutter:gutter + tiles.shape[1]], tiles)
+    assert (preview[:LINE_HEIGHT] < 128).any() and (preview[LINE_HEIGHT:, :gutter] < 128).any()  # title, names

@@ -160,6 +160,14 @@ def with_class_count(cfg, data, distributed: Distributed):
     return cfg
 
 
+def preview_labels(n: int, num_classes: int) -> torch.Tensor | None:
+    """Labels of a class-conditional run's preview grid: one row per class of ceil(n / K) images each
+    (0, 0, 1, 1, ...); None for an unconditional run."""
+    if num_classes <= 0:
+        return None
+    return torch.arange(num_classes).repeat_interleave(-(-n // num_classes))
+
+
 @dataclass
 class TrainingRun:
     """One training run on this rank: what `build_training_run` built (data, model, optimizer, ...) and
@@ -182,7 +190,7 @@ class TrainingRun:
     sampler: Any
     noise_generator: torch.Generator  # timesteps and noise of training batches (same on every rank)
     sample_noise: torch.Tensor       # fixed x_T of the preview grids, on the device
-    sample_labels: torch.Tensor | None
+    sample_labels: torch.Tensor | None  # class-conditional runs: one row per class (preview_labels)
     channels: int
     image_size: int
     parameters: int
@@ -268,9 +276,10 @@ def build_training_run(cfg, distributed: Distributed, device: torch.device,
 
     noise_generator = torch.Generator(device).manual_seed(derived_seed(seed, "noise"))
     sample_gen = torch.Generator().manual_seed(derived_seed(seed, "samples"))
-    sample_noise = torch.randn((cfg.sample.n, channels, size, size), generator=sample_gen).to(device)
-    num_classes = int(cfg.backbone.params.get("num_classes") or 0)
-    sample_labels = (torch.arange(cfg.sample.n, device=device) % num_classes) if num_classes > 0 else None
+    sample_labels = preview_labels(cfg.sample.n, int(cfg.backbone.params.get("num_classes") or 0))
+    previews = cfg.sample.n if sample_labels is None else len(sample_labels)
+    sample_noise = torch.randn((previews, channels, size, size), generator=sample_gen).to(device)
+    sample_labels = sample_labels.to(device) if sample_labels is not None else None
     # Dropout differs per rank from here on; the weights are already equal.
     torch.manual_seed(derived_seed(seed, f"rank{distributed.rank}"))
     window = MetricWindow(device, diffusion.num_timesteps)
