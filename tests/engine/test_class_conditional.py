@@ -114,3 +114,18 @@ def test_a_conditional_preview_has_a_named_row_per_class_guided_at_sample_guidan
     assert preview.shape[0] == LINE_HEIGHT + tiles.shape[0]
     np.testing.assert_array_equal(preview[LINE_HEIGHT:, gutter:gutter + tiles.shape[1]], tiles)
     assert (preview[:LINE_HEIGHT] < 128).any() and (preview[LINE_HEIGHT:, :gutter] < 128).any()  # title, names
+
+
+@pytest.mark.parametrize("overrides, warning", [
+    (("train.label_dropout=0.1",), "train.label_dropout = 0.1 does nothing: the backbone is not class-conditional"),
+    (("backbone.num_classes=auto", "sample.guidance=3"), "sample.guidance = 3 with train.label_dropout = 0: the "
+                                                         "previews guide with an unconditional branch that is never "
+                                                         "trained"),
+])
+def test_settings_that_cannot_work_together_warn_at_the_start(tmp_path, overrides, warning):
+    from tests.engine.conftest import Recorder
+
+    recorder = Recorder()
+    train(tiny_config(tmp_path, *overrides, "train.steps=1", "train.sample_every=0"), on_event=recorder)
+    warnings = recorder.of("warning")
+    assert len(warnings) == 1 and warnings[0].message.startswith(warning)

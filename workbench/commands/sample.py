@@ -334,16 +334,16 @@ def chosen_guidance(args, bundle) -> float:
     from workbench.sampling.generate import class_count
 
     cfg = bundle.cfg
-    if args.guidance is None:
-        return float(cfg.sample.guidance) if class_count(cfg) else 1.0
     if not class_count(cfg):
-        if args.guidance != 1.0:
+        if args.guidance is not None and args.guidance != 1.0:
             raise UsageError(f"--guidance {args.guidance:g}: this model is not class-conditional "
                              "(backbone.num_classes is 0); guidance needs one trained with --set "
                              "backbone.num_classes=auto --set train.label_dropout=0.1")
         return 1.0
-    if args.guidance != 1.0 and not cfg.train.label_dropout:
-        print(f"warning: --guidance {args.guidance:g}: this model was trained without label dropout "
-              "(train.label_dropout = 0), so its unconditional branch was never trained and guided samples may "
-              "be poor; train with --set train.label_dropout=0.1", file=sys.stderr)
-    return float(args.guidance)
+    scale = float(cfg.sample.guidance if args.guidance is None else args.guidance)
+    if scale != 1.0 and not cfg.train.label_dropout:
+        given = f"--guidance {scale:g}" if args.guidance is not None else f"the run's sample.guidance = {scale:g}"
+        print(f"warning: {given}: this model was trained without label dropout (train.label_dropout = 0), so "
+              "its unconditional branch was never trained and guided samples may be poor; train with --set "
+              "train.label_dropout=0.1", file=sys.stderr)
+    return scale

@@ -146,6 +146,13 @@ class Trainer:
         if point is not None and run.start_step >= cfg.train.steps:
             self._warn(f"the run is already at step {run.start_step} of train.steps = {cfg.train.steps}; "
                        f"raise it to train longer, e.g. --set train.steps={2 * cfg.train.steps}")
+        conditional = run.sample_labels is not None
+        if cfg.train.label_dropout > 0 and not conditional:
+            self._warn(f"train.label_dropout = {cfg.train.label_dropout:g} does nothing: the backbone is not "
+                       "class-conditional (set backbone.num_classes = \"auto\" to train one)")
+        if conditional and cfg.sample.guidance != 1 and not cfg.train.label_dropout:
+            self._warn(f"sample.guidance = {cfg.sample.guidance:g} with train.label_dropout = 0: the previews guide "
+                       "with an unconditional branch that is never trained; set train.label_dropout = 0.1")
         written_by = Progress.of(point.state) if point is not None else None
         if written_by is not None and written_by.data_ranks != run.distributed.world_size:
             self._warn(f"the checkpoint was written by {written_by.world_size} rank(s), this run has "
@@ -183,7 +190,7 @@ class Trainer:
         for micro in range(accum):
             x, y = run.data.next_batch(run.micro_batch)
             t, noise = self._draw_t_and_noise(x)
-            if y is not None and train.label_dropout > 0:
+            if y is not None and train.label_dropout > 0 and run.cfg.backbone.params.get("num_classes"):
                 y = self._drop_labels(y)
             if run.precision.channels_last:
                 x, noise = x.contiguous(memory_format=torch.channels_last), noise.contiguous(memory_format=torch.channels_last)
