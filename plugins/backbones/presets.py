@@ -116,7 +116,8 @@ def check_types(params: dict[str, Any]) -> None:
             continue  # "auto" classes become a count when training starts (workbench.engine.setup)
         if key in INT_KEYS:
             if not is_int(value) or value < INT_KEYS[key]:
-                raise ValueError(f"{key} = {value!r} must be an integer >= {INT_KEYS[key]} ({PARAM_HELP[key]})")
+                also = f' or "{AUTO_CLASSES}"' if key == "num_classes" else ""
+                raise ValueError(f"{key} = {value!r} must be an integer >= {INT_KEYS[key]}{also} ({PARAM_HELP[key]})")
         elif key in BOOL_KEYS:
             if not isinstance(value, bool):
                 raise ValueError(f"{key} = {value!r} must be true or false ({PARAM_HELP[key]})")
