@@ -110,6 +110,8 @@ def test_a_conditional_preview_has_a_named_row_per_class_guided_at_sample_guidan
     tiles = make_grid(to_uint8(images), nrow=1)[:, :, 0]
     with Image.open(run.sample_grids()[-1]) as png:
         preview = np.asarray(png)
+    scale = preview.shape[0] // (LINE_HEIGHT + tiles.shape[0])  # preview PNGs may be enlarged (nearest neighbour)
+    preview = preview[::scale, ::scale]
     gutter = max(text_width(name) for name in SHAPES) + 2 * PADDING
     assert preview.shape[0] == LINE_HEIGHT + tiles.shape[0]
     np.testing.assert_array_equal(preview[LINE_HEIGHT:, gutter:gutter + tiles.shape[1]], tiles)
