@@ -139,6 +139,8 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "lr_schedule": K("cosine", "after warmup: constant or cosine decay", choices=("constant", "cosine")),
         "min_lr_ratio": K(0.1, "cosine decay ends at lr * min_lr_ratio", min=0.0, max=1.0),
         "grad_clip": K(1.0, "clip the global gradient norm to this; 0 = off", min=0.0),
+        "label_dropout": K(0.0, "class-conditional backbones: fraction of labels replaced by \"no label\" so "
+                           "classifier-free guidance works (0.1 usual); 0 = off", min=0.0, max=1.0),
         "ema_decay": K(0.999, "EMA decay of the weights used for samples; 0 = no EMA", min=0.0, max=1.0),
         "ema_warmup": K(True, "ramp EMA decay as min(decay, (1 + step) / (10 + step))"),
         "prediction": K("eps", "what the network predicts: eps, x0 or v", choices=("eps", "x0", "v")),
@@ -174,6 +176,8 @@ SCHEMA: dict[str, dict[str, Key]] = {
                                min=0.0, max=1.0),
         "grid_scale": K(4, "preview grid PNGs are enlarged this many times (nearest neighbour) to be viewable "
                            "outside the workbench; 1 = native size", min=1, max=16),
+        "guidance": K(1.0, "classifier-free guidance scale for class-conditional models: 1 = plain conditional, "
+                      "0 = unconditional, > 1 = stronger class", min=0.0),
     },
     "ui": {
         "image_renderer": K("auto", "auto, halfblock, sixel or kitty", choices=("auto", "halfblock", "sixel", "kitty")),

@@ -108,12 +108,14 @@ PARAM_HELP = {
                       "flip_sin_to_cos)",
     "freq_shift": "timestep frequencies 10000^(-i / (dim/2 - freq_shift)): 1 (Ho et al.) or 0 (diffusers' default)",
     "norm_eps": "GroupNorm epsilon: 1e-6 (the original DDPM code), 1e-5 (PyTorch's and diffusers' default)",
-    "num_classes": "> 0: class-conditional on labels 0..num_classes-1; 0 = unconditional",
+    "num_classes": "> 0: class-conditional on labels 0..num_classes-1; \"auto\": the dataset's class count; "
+                   "0 = unconditional",
 }
 
 INT_KEYS = {"base_channels": 1, "num_res_blocks": 1, "num_heads": 1, "head_channels": 1, "groups": 1,
             "num_classes": 0}  # key -> smallest allowed value
 BOOL_KEYS = ("mid_attention", "scale_shift")
+AUTO_CLASSES = "auto"  # num_classes = "auto": as many classes as the training data has
 
 
 def is_int(value: Any) -> bool:
@@ -127,11 +129,12 @@ def check_types(params: dict[str, Any]) -> None:
         raise ValueError(f"preset = {preset!r} is unknown{did_you_mean(str(preset), PRESETS)}; "
                          f"presets: {', '.join(PRESETS)}")
     for key, value in params.items():
-        if value is None or key == "preset":
-            continue
+        if value is None or key == "preset" or (key == "num_classes" and value == AUTO_CLASSES):
+            continue  # "auto" classes become a count when training starts (workbench.engine.setup)
         if key in INT_KEYS:
             if not is_int(value) or value < INT_KEYS[key]:
-                raise ValueError(f"{key} = {value!r} must be an integer >= {INT_KEYS[key]} ({PARAM_HELP[key]})")
+                also = f' or "{AUTO_CLASSES}"' if key == "num_classes" else ""
+                raise ValueError(f"{key} = {value!r} must be an integer >= {INT_KEYS[key]}{also} ({PARAM_HELP[key]})")
         elif key in BOOL_KEYS:
             if not isinstance(value, bool):
                 raise ValueError(f"{key} = {value!r} must be true or false ({PARAM_HELP[key]})")
@@ -179,7 +182,8 @@ def merge(params: dict[str, Any]) -> UNetConfig:
     check_types(params)
     config = PRESETS[params.get("preset", DEFAULT_PRESET)].config
     overrides = {k: v for k, v in params.items()
-                 if v is not None and k not in ("preset", "attention_resolutions")}
+                 if v is not None and k not in ("preset", "attention_resolutions")
+                 and not (k == "num_classes" and v == AUTO_CLASSES)}
     if "channel_mult" in overrides:
         overrides["channel_mult"] = tuple(overrides["channel_mult"])
         # a preset's attention levels may not exist with fewer levels; keep those that do

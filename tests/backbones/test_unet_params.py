@@ -67,6 +67,7 @@ def test_unknown_preset_lists_the_presets_with_did_you_mean(unet_component):
     ("scale_shift", "yes", "scale_shift = 'yes' must be true or false"),
     ("resample", "convv", 'did you mean "conv"'),
     ("num_classes", -1, "num_classes = -1 must be an integer >= 0"),
+    ("num_classes", "many", 'num_classes = \'many\' must be an integer >= 0 or "auto"'),
 ])
 def test_wrong_types_and_ranges_name_the_key(unet_component, key, value, says):
     assert says in refusal(unet_component, **{key: value})

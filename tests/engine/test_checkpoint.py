@@ -131,8 +131,8 @@ def test_find_run_checkpoint_explains_a_run_without_one(tmp_path):
 
 V1_KEYS = {"format", "version", "step", "config", "channels", "image_size", "out_channels", "model", "ema",
            "optimizer", "scaler", "lr_schedule", "rng", "data_ranks", "metric_window", "world_size", "elapsed_s"}
-# Added since, still version 1: readers .get it, so a checkpoint without it loads as before.
-OPTIONAL_KEYS = {"quality_best"}
+# Added since, still version 1: readers .get them, so a checkpoint without them loads as before.
+OPTIONAL_KEYS = {"quality_best", "class_names"}
 
 
 # Written by the engine as it was at commit 94c2e01, before the codec moved here (a 3-step run: synthetic 8 px

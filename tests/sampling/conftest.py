@@ -40,3 +40,41 @@ def tiny_run(tmp_path_factory) -> Path:
 def tiny_checkpoint(tiny_run) -> Path:
     return tiny_run / "checkpoints" / "latest.pt"
 
+
+
+@pytest.fixture(scope="session")
+def conditional_run(tmp_path_factory) -> Path:
+    """A class-conditional tiny run (the synthetic shapes: disk, square, ring, plus) trained with label
+    dropout, so it samples with classes and guidance."""
+    from workbench.config import load_config
+    from workbench.engine import train
+
+    base = tmp_path_factory.mktemp("runs")
+    cfg = load_config(None, TINY + [f"run.dir={base}", "run.name=conditional", "backbone.num_classes=auto",
+                                    "train.label_dropout=0.1", "sample.guidance=2.0"], search_cwd=False)
+    return Path(train(cfg).path)
+
+
+@pytest.fixture
+def conditional_checkpoint(tmp_path, tiny_checkpoint):
+    """The tiny checkpoint turned class-conditional (3 classes): same format, random weights of a
+    conditional U-Net, trained without label dropout and, like checkpoints written before names were
+    stored, without class names."""
+    import torch
+
+    from workbench.config import resolve
+    from workbench.backbones import build_backbone
+
+    state = torch.load(tiny_checkpoint, weights_only=True)
+    state["config"]["backbone"]["num_classes"] = 3
+    state.pop("class_names", None)
+    cfg = resolve(state["config"])
+    torch.manual_seed(0)
+    model = build_backbone(cfg.backbone, in_channels=1, out_channels=1, image_size=IMAGE_SIZE)
+    # a fresh U-Net's output layer is zero (its output ignores everything); jiggle every weight
+    weights = {k: v + 0.05 * torch.randn_like(v) if v.is_floating_point() else v
+               for k, v in model.state_dict().items()}
+    state["model"] = state["ema"] = weights
+    path = tmp_path / "conditional.pt"
+    torch.save(state, path)
+    return path

@@ -185,29 +185,6 @@ def test_progression_strip_shows_x_t_and_predicted_x0_per_image(capsys, tmp_path
     assert np.array_equal(final, grid_png[PADDING:PADDING + IMAGE_SIZE, PADDING:PADDING + IMAGE_SIZE])
 
 
-@pytest.fixture
-def conditional_checkpoint(tmp_path, tiny_checkpoint):
-    """The tiny checkpoint turned class-conditional (3 classes): same format, random weights of a
-    conditional U-Net."""
-    import torch
-
-    from workbench.config import resolve
-    from workbench.backbones import build_backbone
-
-    state = torch.load(tiny_checkpoint, weights_only=True)
-    state["config"]["backbone"]["num_classes"] = 3
-    cfg = resolve(state["config"])
-    torch.manual_seed(0)
-    model = build_backbone(cfg.backbone, in_channels=1, out_channels=1, image_size=IMAGE_SIZE)
-    # a fresh U-Net's output layer is zero (its output ignores everything); jiggle every weight
-    weights = {k: v + 0.05 * torch.randn_like(v) if v.is_floating_point() else v
-               for k, v in model.state_dict().items()}
-    state["model"] = state["ema"] = weights
-    path = tmp_path / "conditional.pt"
-    torch.save(state, path)
-    return path
-
-
 def test_class_conditional_samples_carry_their_labels(capsys, tmp_path, conditional_checkpoint):
     sample(capsys, "--checkpoint", str(conditional_checkpoint), "--n", "5", "--format", "npz",
            "--out", str(tmp_path / "c.npz"))

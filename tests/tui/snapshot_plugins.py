@@ -25,7 +25,8 @@ def register_datasets(register):
 
 @hookimpl
 def register_backbones(register):
-    register("unet", _never, params={"preset": "tiny"}, description="U-Net; presets: tiny, ddpm-cifar10",
+    register("unet", _never, params={"preset": "tiny", "num_classes": None},
+             description="U-Net; presets: tiny, ddpm-cifar10",
              reference="Ho et al. 2020")
 
 

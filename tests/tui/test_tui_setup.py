@@ -89,6 +89,28 @@ async def test_errors_appear_under_the_field_as_you_type(config, tmp_path):
         assert error_under(app, "sample-steps") == "" and form.error == ""
 
 
+async def test_class_conditioning_label_dropout_and_guidance_are_set_up_in_the_form(config, tmp_path):
+    app = WorkbenchApp(config, launcher=FakeLauncher(tmp_path))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_until(pilot, lambda: isinstance(app.screen, SetupScreen), what="setup view")
+        form = app.screen.query_one(ConfigForm)
+        assert app.screen.query_one("#backbone-num-classes", Input).value == ""  # the preset's: none
+        await type_into(pilot, app, "backbone-num-classes", "auto")
+        await type_into(pilot, app, "train-label-dropout", "0.1")
+        await type_into(pilot, app, "sample-guidance", "3")
+        assert form.error == ""
+        assert (form.config.backbone.params["num_classes"], form.config.train.label_dropout,
+                form.config.sample.guidance) == ("auto", 0.1, 3.0)
+        await type_into(pilot, app, "backbone-num-classes", "many")
+        assert "num_classes = 'many' must be an integer >= 0" in form.error
+        await type_into(pilot, app, "sample-guidance", "-1")
+        await type_into(pilot, app, "backbone-num-classes", "")  # emptied: back to the preset's none
+        await pilot.pause(0.1)
+        assert "[sample] guidance = -1" in error_under(app, "sample-guidance")
+        await type_into(pilot, app, "sample-guidance", "1")
+        assert form.error == "" and form.config.backbone.params["num_classes"] is None
+
+
 async def test_choosing_another_plugin_drops_the_old_plugins_keys(config, tmp_path):
     app = WorkbenchApp(config, launcher=FakeLauncher(tmp_path))
     async with app.run_test(size=(80, 24)) as pilot:

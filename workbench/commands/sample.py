@@ -65,6 +65,18 @@ def seed_int(text: str) -> int:
     return value
 
 
+def guidance_scale(text: str) -> float:
+    """--guidance: a number >= 0 (argparse type, so a bad one is refused before any work)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = None
+    if value is None or not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} must be a number >= 0 (1 = plain conditional, 0 = "
+                                         "unconditional, above 1 = stronger class)")
+    return value
+
+
 def plural(count: int, word: str) -> str:
     """'1 image', '2 images'."""
     return f"{count} {word}" if count == 1 else f"{count} {word}s"
@@ -76,6 +88,9 @@ def rate_text(count: int, seconds: float) -> str:
     if rate >= 0.1:
         return f"{rate:.1f}"
     return f"{rate:.{1 - math.floor(math.log10(rate))}f}"
+
+
+DEFAULT_PER_CLASS = 8  # images per class when several classes are asked for and --n is not given
 
 
 def add_arguments(parser) -> None:
@@ -106,8 +121,15 @@ def add_arguments(parser) -> None:
                           "picture at any batch size, with every sampler (default: 0)")
     sampling.add_argument("--batch-size", type=bounded_int(BATCH_SIZE_MAX, "no device holds more"), default=64,
                           help=f"images per batch, at most {BATCH_SIZE_MAX} (default: 64)")
-    sampling.add_argument("--label", type=int, default=None,
-                          help="class-conditional models: sample this class (default: cycle through all)")
+    sampling.add_argument("--class", dest="classes", action="append", default=[], metavar="CLASS",
+                          help="class-conditional models: sample this class, by name (sneaker) or index (7); "
+                               "repeatable; 'all' = every class. The grid gets one row per class and --n "
+                               f"counts images per class (default: the run's sample.n for one class, "
+                               f"{DEFAULT_PER_CLASS} each for several)")
+    sampling.add_argument("--label", dest="classes", action="append", help=argparse.SUPPRESS)  # older name
+    sampling.add_argument("--guidance", type=guidance_scale, default=None, metavar="W",
+                          help="classifier-free guidance scale: 1 = plain conditional, 0 = unconditional, "
+                               "> 1 = stronger class, less variety (default: the run's sample.guidance)")
     sampling.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda or cuda:N")
     sampling.add_argument("--precision", choices=PRECISIONS, default="auto",
                           help="network precision: auto = bf16 where training uses it (CUDA, CPUs with AMX), "
@@ -242,12 +264,16 @@ def progress_bar(quiet: bool):
                     TimeRemainingColumn(), console=Console(stderr=True), disable=quiet, transient=False)
 
 
-def write_outputs(args, reserved, result, recorder, image_size: int) -> None:
+def write_outputs(args, reserved, result, recorder, image_size: int, rows: list[str] | None = None) -> None:
+    """`rows`: the class name of each grid row (class mode: one row per class), else a plain grid."""
     from workbench.pictures import png_bytes
     from workbench.sampling import formats, progression
+    from workbench.sampling.layout import labelled_grid
 
     out = reserved["out"]
-    if args.format == "grid":
+    if args.format == "grid" and rows:
+        out.write_bytes(png_bytes(labelled_grid(result.images, len(result.images) // len(rows), row_labels=rows)))
+    elif args.format == "grid":
         out.write_bytes(formats.grid_png(result.images, args.nrow))
     elif args.format == "pngs":
         labels = result.labels.tolist() if result.labels is not None else [None] * len(result.images)
@@ -269,7 +295,8 @@ def run(args) -> int:
     from workbench.diffusion import build_sampler
     from workbench.sampling.outputs import OutputPlan
     from workbench.sampling.progression import ProgressionRecorder
-    from workbench.sampling.generate import SampleSettings, generate, resolve_device
+    from workbench.sampling.generate import SampleSettings, class_count, generate, resolve_device
+    from workbench.sampling.classes import class_name
     from workbench.sampling.model import load_for_sampling, sampling_dtype
 
     check_source(args)
@@ -283,11 +310,17 @@ def run(args) -> int:
                                    best=args.best, ema=not args.no_ema, device=device)
         section = sample_section_for(args, bundle.cfg)
         sampler = build_sampler(section)
-        check_label(args, bundle.cfg)
-        n = args.n or bundle.cfg.sample.n
+        classes = chosen_classes(args, bundle)
+        guidance = chosen_guidance(args, bundle)
+        if classes:
+            per_class = args.n or (bundle.cfg.sample.n if len(classes) == 1 else DEFAULT_PER_CLASS)
+            labels = tuple(c for c in classes for _ in range(per_class))
+        else:
+            labels = None
+        n = len(labels) if labels else args.n or bundle.cfg.sample.n
         settings = SampleSettings(n=n, steps=section.steps, seed=args.seed, batch_size=min(args.batch_size, n),
                                   clip_x0=section.clip_x0, dynamic_threshold=section.dynamic_threshold,
-                                  label=args.label, precision=args.precision)
+                                  labels=labels, guidance=guidance, precision=args.precision)
         announce_large_job(n, settings.steps, settings.batch_size,
                            (bundle.channels, bundle.image_size, bundle.image_size), args.quiet)
         recorder = None
@@ -307,8 +340,12 @@ def run(args) -> int:
                               on_step=lambda step: progress.advance(steps_task), on_batch=on_batch,
                               first_batch_callback=recorder)
         seconds = time.perf_counter() - started
-        write_outputs(args, reserved, result, recorder, bundle.image_size)
+        rows = [class_name(c, bundle.class_names) for c in classes] if classes else None
+        write_outputs(args, reserved, result, recorder, bundle.image_size, rows)
     options = "".join(f", {key} {value}" for key, value in section.params.items())  # eta, spacing, variance...
+    if class_count(bundle.cfg):
+        shown = ", ".join(class_name(c, bundle.class_names) for c in classes) if classes else "all classes"
+        options += f", {shown}, guidance {guidance:g}"
     weights = "EMA" if bundle.ema else "raw"
     written = ", ".join(str(r.path) for r in reserved.values())
     print(f"wrote {written}: {plural(n, 'image')}, {section.name} {plural(section.steps, 'step')}{options}, "
@@ -317,15 +354,35 @@ def run(args) -> int:
     return 0
 
 
-def check_label(args, cfg) -> None:
+def chosen_classes(args, bundle) -> list[int]:
+    """The classes of --class (names or indices, 'all'), checked against the model; [] when not given."""
+    from workbench.sampling.classes import class_indices
+    from workbench.sampling.generate import class_count
+
+    if not args.classes:
+        return []
+    return class_indices(args.classes, class_count(bundle.cfg), bundle.class_names)
+
+
+def chosen_guidance(args, bundle) -> float:
+    """--guidance, else the run's sample.guidance; W != 1 needs a class-conditional model, and warns when its
+    unconditional branch was never trained (train.label_dropout = 0)."""
+    import sys
+
     from workbench.errors import UsageError
     from workbench.sampling.generate import class_count
 
-    if args.label is None:
-        return
-    classes = class_count(cfg)
-    if classes == 0:
-        raise UsageError("--label: this model is not class-conditional (backbone.num_classes is 0)")
-    if not 0 <= args.label < classes:
-        raise UsageError(f"--label {args.label} is out of range; this model has classes 0..{classes - 1}")
-
+    cfg = bundle.cfg
+    if not class_count(cfg):
+        if args.guidance is not None and args.guidance != 1.0:
+            raise UsageError(f"--guidance {args.guidance:g}: this model is not class-conditional "
+                             "(backbone.num_classes is 0); guidance needs one trained with --set "
+                             "backbone.num_classes=auto --set train.label_dropout=0.1")
+        return 1.0
+    scale = float(cfg.sample.guidance if args.guidance is None else args.guidance)
+    if scale != 1.0 and not cfg.train.label_dropout:
+        given = f"--guidance {scale:g}" if args.guidance is not None else f"the run's sample.guidance = {scale:g}"
+        print(f"warning: {given}: this model was trained without label dropout (train.label_dropout = 0), so "
+              "its unconditional branch was never trained and guided samples may be poor; train with --set "
+              "train.label_dropout=0.1", file=sys.stderr)
+    return scale

@@ -28,8 +28,9 @@ Samplers written for the earlier protocol (no `calls_denoise` marker) keep worki
 `sample_images`: their `set_timesteps(diffusion, steps, device)` gets the GaussianDiffusion and their
 `step(index, x_t, pred_x0, generator)` gets the prediction of the one network call the loop makes.
 
-The denoise function is built in one place, `make_denoiser`: classifier-free guidance belongs there (it
-combines the network's outputs before they are converted to x0), so no sampler has to cooperate.
+The denoise function is built in one place, `make_denoiser`, around the model function, which is where
+classifier-free guidance combines the conditional and unconditional outputs (workbench.sampling.model
+`model_function`): before the conversion to x0, so no sampler has to cooperate.
 """
 
 from __future__ import annotations
@@ -119,9 +120,9 @@ def process_x0(x0: torch.Tensor, clip_x0: bool, dynamic_threshold: float) -> tor
 def make_denoiser(model_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], schedule: NoiseSchedule,
                   device, *, clip_x0: bool = True, dynamic_threshold: float = 0.0) -> Denoise:
     """`denoise(x, t) -> pred_x0`: the network's output at (x, t), converted from `schedule.prediction` to x0,
-    then clipped or thresholded (`process_x0`). The one place a network call becomes a prediction of x0:
-    classifier-free guidance, when it comes, combines the conditional and unconditional outputs here, before
-    the conversion.
+    then clipped or thresholded (`process_x0`). The one place a network call becomes a prediction of x0; a
+    guided model function (workbench.sampling.model) hands it the already combined output, so guidance is
+    applied before the conversion, right for eps, x0 and v.
 
     t is a tensor (B,): long timesteps index the schedule's tables (cast once to float32 on `device`); float
     ones take sqrt(alpha-bar) = 1 / sqrt(1 + sigma^2) with sigma = `schedule.sigma_at(t)`. No host syncs."""

@@ -21,6 +21,8 @@ keys, and nothing else, make format version 1 (the keys `load_checkpoint` requir
     elapsed_s                training seconds before this checkpoint
     quality_best             {"step", "value", "metric"} of the best sample-quality evaluation so far
                              (train.eval_every), or None
+    class_names              names of the labels 0..K-1 the dataset reported (a list of str, [] when it has
+                             none), so `sample --class NAME` needs no dataset; optional, absent before it was added
 
 Reading: `load_checkpoint` checks a file and returns the dict; `restore_weights`, `restore_training` and
 `restore_rng` put it back into a run's objects; `Progress.of` reads where the run stood. Readers use
@@ -77,6 +79,7 @@ def encode_training_state(run, step: int, *, data_ranks: list, rng_ranks: list, 
         "world_size": run.distributed.world_size,
         "elapsed_s": elapsed_s,
         "quality_best": run.quality_best,
+        "class_names": [str(name) for name in getattr(run.data, "class_names", ())],
     }
 
 

@@ -1,7 +1,8 @@
 """Preview grids during training: the EMA weights (or the raw ones without EMA) sample from the run's fixed
 x_T with a sampler generator reseeded each time, so every grid starts from the same noise and differences
 between grids are the model's progress, not a new draw. The network is called through the same
-`model_function` as `ddpm-workbench sample`, at the training precision."""
+`model_function` as `ddpm-workbench sample`, at the training precision. A class-conditional run's grid has
+one row per class, named on its left, sampled with classifier-free guidance at sample.guidance (titled)."""
 
 from __future__ import annotations
 
@@ -12,15 +13,20 @@ from workbench.diffusion import sample_images
 from workbench.diffusion.finite import require_finite
 from workbench.engine.setup import TrainingRun, derived_seed
 from workbench.pictures import make_grid, to_uint8
+from workbench.sampling.classes import class_name
+from workbench.sampling.layout import labelled_grid, titled
 from workbench.sampling.model import evaluating, model_function
 
 
 @torch.no_grad()
 def preview_grid(run: TrainingRun) -> np.ndarray:
-    """A uint8 (H, W, C) grid of cfg.sample.n samples."""
+    """A uint8 (H, W, C) grid of cfg.sample.n samples (class-conditional: a row per class)."""
     cfg = run.cfg
     net = run.ema.module if run.ema is not None else run.model
-    model_fn = model_function(net, run.device, labels=run.sample_labels, autocast_dtype=run.precision.dtype,
+    classes = int(cfg.backbone.params.get("num_classes") or 0) if run.sample_labels is not None else 0
+    guidance = cfg.sample.guidance if classes else 1.0
+    model_fn = model_function(net, run.device, labels=run.sample_labels, guidance=guidance,
+                              null_label=classes or None, autocast_dtype=run.precision.dtype,
                               channels_last=run.precision.channels_last)
     generator = torch.Generator().manual_seed(derived_seed(cfg.run.seed, "sampler"))
     with evaluating(net):
@@ -29,4 +35,8 @@ def preview_grid(run: TrainingRun) -> np.ndarray:
                                clip_x0=cfg.sample.clip_x0, dynamic_threshold=cfg.sample.dynamic_threshold,
                                noise=run.sample_noise)
     require_finite(images, sampler=run.sampler, backbone=cfg.backbone.name, where=" of the preview")
-    return make_grid(to_uint8(images))
+    if not classes:
+        return make_grid(to_uint8(images))
+    names = [class_name(c, run.data.class_names) for c in range(classes)]
+    grid = labelled_grid(to_uint8(images), len(images) // classes, row_labels=names)
+    return titled(grid, f"guidance {guidance:g}")

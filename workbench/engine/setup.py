@@ -109,6 +109,8 @@ def check_resume_config(cfg, state: dict, checkpoint: Path) -> None:
     for section in MODEL_SECTIONS:
         for key in sorted(set(stored.get(section, {})) | set(current.get(section, {}))):
             old, new = stored.get(section, {}).get(key), current.get(section, {}).get(key)
+            if (section, key, new) == ("backbone", "num_classes", "auto") and old:
+                continue  # "auto" resolves to the data's count, which the dataset keys already pin
             if old != new:
                 raise CheckpointError(f"checkpoint {str(checkpoint)!r} was trained with [{section}] {key} = {old!r} "
                                       f"but the config says {new!r}; resume with the run's own settings "
@@ -118,6 +120,53 @@ def check_resume_config(cfg, state: dict, checkpoint: Path) -> None:
         if old != new:
             raise CheckpointError(f"checkpoint {str(checkpoint)!r} was trained with [train] {key} = {old!r} but the "
                                   f"config says {new!r}; resume with the run's own settings or start a new run")
+
+
+def label_count(data, distributed: Distributed) -> int:
+    """How many classes the training data has: max label + 1 over every rank's shard when the labels are in
+    memory, else the dataset's class names; 0 for unlabelled data (or labels of unknown range)."""
+    if not data.has_labels:
+        return 0
+    labels = getattr(data, "labels", None)
+    if labels is None:
+        return len(data.class_names)
+    top = labels.max().to(torch.long).reshape(1) if labels.numel() else torch.full((1,), -1, device=labels.device)
+    if distributed.enabled:
+        from workbench.engine.distributed import all_reduce_max
+
+        top = all_reduce_max(top, distributed)
+    return max(int(top.item()) + 1, len(data.class_names))
+
+
+def with_class_count(cfg, data, distributed: Distributed):
+    """`cfg` with backbone.num_classes = "auto" replaced by the data's class count, after checking that the
+    backbone's classes fit the data's labels (one-line ConfigErrors, raised before the run directory exists;
+    a label out of range would otherwise be an IndexError at step 0)."""
+    num_classes = cfg.backbone.params.get("num_classes")
+    if num_classes is None or num_classes == 0:
+        return cfg
+    count = label_count(data, distributed)
+    if count == 0:
+        raise ConfigError(f"[backbone] num_classes = {num_classes!r} needs labels, but dataset {cfg.dataset.name!r} "
+                          f"({data.description}) has none; set backbone.num_classes = 0 or pick a labelled dataset")
+    if num_classes == "auto":
+        from workbench.config import resolve
+
+        raw = cfg.as_dict()
+        raw["backbone"]["num_classes"] = count
+        return resolve(raw, source=cfg.source)
+    if num_classes < count:
+        raise ConfigError(f"[backbone] num_classes = {num_classes} is too small: dataset {cfg.dataset.name!r} has "
+                          f"labels 0..{count - 1}; set backbone.num_classes = {count} or \"auto\"")
+    return cfg
+
+
+def preview_labels(n: int, num_classes: int) -> torch.Tensor | None:
+    """Labels of a class-conditional run's preview grid: one row per class of ceil(n / K) images each
+    (0, 0, 1, 1, ...); None for an unconditional run."""
+    if num_classes <= 0:
+        return None
+    return torch.arange(num_classes).repeat_interleave(-(-n // num_classes))
 
 
 @dataclass
@@ -142,7 +191,7 @@ class TrainingRun:
     sampler: Any
     noise_generator: torch.Generator  # timesteps and noise of training batches (same on every rank)
     sample_noise: torch.Tensor       # fixed x_T of the preview grids, on the device
-    sample_labels: torch.Tensor | None
+    sample_labels: torch.Tensor | None  # class-conditional runs: one row per class (preview_labels)
     channels: int
     image_size: int
     parameters: int
@@ -196,6 +245,7 @@ def build_training_run(cfg, distributed: Distributed, device: torch.device,
     data = build_dataset(cfg.dataset, device=device, rank=distributed.rank, world_size=distributed.world_size,
                          seed=seed)
     channels, size = int(data.channels), int(data.image_size)
+    cfg = with_class_count(cfg, data, distributed)
 
     # Same seed on every rank: every rank starts from the same weights (DDP also broadcasts rank 0's).
     torch.manual_seed(seed)
@@ -231,9 +281,10 @@ def build_training_run(cfg, distributed: Distributed, device: torch.device,
 
     noise_generator = torch.Generator(device).manual_seed(derived_seed(seed, "noise"))
     sample_gen = torch.Generator().manual_seed(derived_seed(seed, "samples"))
-    sample_noise = torch.randn((cfg.sample.n, channels, size, size), generator=sample_gen).to(device)
-    num_classes = int(cfg.backbone.params.get("num_classes") or 0)
-    sample_labels = (torch.arange(cfg.sample.n, device=device) % num_classes) if num_classes > 0 else None
+    sample_labels = preview_labels(cfg.sample.n, int(cfg.backbone.params.get("num_classes") or 0))
+    previews = cfg.sample.n if sample_labels is None else len(sample_labels)
+    sample_noise = torch.randn((previews, channels, size, size), generator=sample_gen).to(device)
+    sample_labels = sample_labels.to(device) if sample_labels is not None else None
     # Dropout differs per rank from here on; the weights are already equal.
     torch.manual_seed(derived_seed(seed, f"rank{distributed.rank}"))
     window = MetricWindow(device, diffusion.num_timesteps)

@@ -101,6 +101,7 @@ class Trainer:
             initial = read_initial_weights(initial, cfg.run.dir)
         check_training_target(self._given_run_dir(), point.run if point is not None else None)
         run = self.run = build_training_run(cfg, distributed, device, point, initial)
+        cfg = self.cfg = run.cfg  # the config as built (backbone.num_classes = "auto" is now a count)
         self.evaluator, self.eval_every, self.eval_note = self._quality_evaluator()
         self.run_dir = self._open_run_dir(point, distributed)
         self.pub = Publisher(self.run_dir, self.on_event, enabled=distributed.is_main)
@@ -192,6 +193,13 @@ class Trainer:
         if point is not None and run.start_step >= cfg.train.steps:
             self._warn(f"the run is already at step {run.start_step} of train.steps = {cfg.train.steps}; "
                        f"raise it to train longer, e.g. --set train.steps={2 * cfg.train.steps}")
+        conditional = run.sample_labels is not None
+        if cfg.train.label_dropout > 0 and not conditional:
+            self._warn(f"train.label_dropout = {cfg.train.label_dropout:g} does nothing: the backbone is not "
+                       "class-conditional (set backbone.num_classes = \"auto\" to train one)")
+        if conditional and cfg.sample.guidance != 1 and not cfg.train.label_dropout:
+            self._warn(f"sample.guidance = {cfg.sample.guidance:g} with train.label_dropout = 0: the previews guide "
+                       "with an unconditional branch that is never trained; set train.label_dropout = 0.1")
         written_by = Progress.of(point.state) if point is not None else None
         if written_by is not None and written_by.data_ranks != run.distributed.world_size:
             self._warn(f"the checkpoint was written by {written_by.world_size} rank(s), this run has "
@@ -247,6 +255,8 @@ class Trainer:
         for micro in range(accum):
             x, y = run.data.next_batch(run.micro_batch)
             t, noise = self._draw_t_and_noise(x)
+            if y is not None and train.label_dropout > 0 and run.cfg.backbone.params.get("num_classes"):
+                y = self._drop_labels(y)
             if run.precision.channels_last:
                 x, noise = x.contiguous(memory_format=torch.channels_last), noise.contiguous(memory_format=torch.channels_last)
             no_sync = run.ddp.no_sync() if run.ddp is not None and micro < accum - 1 else contextlib.nullcontext()
@@ -290,6 +300,16 @@ class Trainer:
         if world > 1:
             t, noise = t[rank * micro:(rank + 1) * micro], noise[rank * micro:(rank + 1) * micro]
         return t, noise
+
+    def _drop_labels(self, y: torch.Tensor) -> torch.Tensor:
+        """Classifier-free guidance training (Ho & Salimans 2022): each label becomes the "no label" class
+        (index num_classes) with probability train.label_dropout. The mask comes from the training-noise
+        generator, drawn for the global micro-batch like t and noise, so resumes and torchrun ranks agree."""
+        run = self.run
+        world, rank, micro = run.distributed.world_size, run.distributed.rank, run.micro_batch
+        drop = torch.rand(micro * world, generator=run.noise_generator, device=run.device)
+        drop = drop[rank * micro:(rank + 1) * micro] < self.cfg.train.label_dropout
+        return torch.where(drop.to(y.device), run.cfg.backbone.params["num_classes"], y)
 
     # -- logging, samples, checkpoints -------------------------------------------------------------
 

@@ -32,6 +32,8 @@ class SampleSettings:
     clip_x0: bool = True
     dynamic_threshold: float = 0.0
     label: int | None = None  # class-conditional models: this class for all images; None: cycle 0..K-1
+    labels: tuple[int, ...] | None = None  # or the class of each image (n of them), overriding `label`
+    guidance: float = 1.0     # classifier-free guidance W (class-conditional models; see model_function)
     precision: str = "auto"  # auto (bf16 where training uses it), bf16 or fp32
 
 
@@ -55,10 +57,16 @@ def class_count(cfg) -> int:
     return int(value or 0)
 
 
-def image_labels(n: int, num_classes: int, label: int | None) -> torch.Tensor | None:
-    """Labels of images 0..n-1: `label` for all, or 0, 1, ..., K-1, 0, 1, ... (same at any batch size)."""
+def image_labels(n: int, num_classes: int, label: int | None,
+                 labels: tuple[int, ...] | None = None) -> torch.Tensor | None:
+    """Labels of images 0..n-1: `labels` when given (n of them), else `label` for all, else 0, 1, ..., K-1,
+    0, 1, ... (same at any batch size)."""
     if num_classes <= 0:
         return None
+    if labels is not None:
+        if len(labels) != n:
+            raise ValueError(f"{len(labels)} labels for {n} images")
+        return torch.tensor(list(labels), dtype=torch.long)
     if label is not None:
         return torch.full((n,), int(label), dtype=torch.long)
     return torch.arange(n, dtype=torch.long) % num_classes
@@ -77,7 +85,8 @@ def generate(bundle: Any, sampler: Any, settings: SampleSettings, *, device: tor
     from workbench.diffusion.finite import require_finite
 
     shape = (bundle.channels, bundle.image_size, bundle.image_size)
-    all_labels = image_labels(settings.n, class_count(bundle.cfg), settings.label)
+    classes = class_count(bundle.cfg)
+    all_labels = image_labels(settings.n, classes, settings.label, settings.labels)
     dtype = sampling_dtype(settings.precision, device)
     chunks: list[torch.Tensor] = []
     with torch.inference_mode():
@@ -86,7 +95,8 @@ def generate(bundle: Any, sampler: Any, settings: SampleSettings, *, device: tor
             noise = starting_noise(settings.seed, start, count, shape).to(device, non_blocking=True)
             labels = all_labels[start:start + count].to(device) if all_labels is not None else None
             callback = _combine(on_step, first_batch_callback if start == 0 else None)
-            model_fn = model_function(bundle.model, device, labels=labels, autocast_dtype=dtype)
+            model_fn = model_function(bundle.model, device, labels=labels, guidance=settings.guidance,
+                                      null_label=classes or None, autocast_dtype=dtype)
             images = sample_images(model_fn, bundle.diffusion, sampler, (count, *shape),
                                    steps=settings.steps, generator=step_noise_generators(settings.seed, start, count, device),
                                    device=device, clip_x0=settings.clip_x0,

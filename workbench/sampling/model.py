@@ -36,6 +36,7 @@ class SamplingBundle:
     image_size: int
     checkpoint_path: Path
     ema: bool = True              # whether `model` holds the EMA weights
+    class_names: tuple[str, ...] = ()  # names of labels 0..K-1 from the checkpoint (older ones: none)
 
 
 def config_from_checkpoint(state: dict, path: Path):
@@ -97,7 +98,8 @@ def load_for_sampling(*, run: str | None = None, checkpoint: str | None = None, 
     diffusion = GaussianDiffusion.from_config(cfg).to(device)
     return SamplingBundle(model=model, diffusion=diffusion, cfg=cfg, step=int(state["step"]),
                           channels=int(state["channels"]), image_size=int(state["image_size"]),
-                          checkpoint_path=path, ema=used_ema)
+                          checkpoint_path=path, ema=used_ema,
+                          class_names=tuple(str(name) for name in state.get("class_names") or ()))
 
 
 @contextlib.contextmanager
@@ -127,13 +129,27 @@ def sampling_dtype(precision: str, device: torch.device) -> torch.dtype | None:
     return torch.bfloat16 if precision == "bf16" else None
 
 
+def null_label_of(model: torch.nn.Module) -> int | None:
+    """The "no label" class of a class-conditional backbone: its `config.num_classes` (the U-Net's extra
+    embedding row), None when the model does not say."""
+    value = getattr(getattr(model, "config", None), "num_classes", None)
+    return int(value) if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
+
+
 def model_function(model: torch.nn.Module, device: torch.device, *, labels: torch.Tensor | None = None,
+                   guidance: float = 1.0, null_label: int | None = None,
                    autocast_dtype: torch.dtype | None = None, channels_last: bool | None = None) -> ModelFn:
     """`model_fn(x_t, t)` for `workbench.diffusion.sample_images`: the network under autocast to
     `autocast_dtype` (None: float32), its input in channels_last memory (default: on CUDA, where the model is
     moved to it too) and TF32 matmuls on CUDA; class `labels` (B,) passed as y; the output always float32.
 
-    A sampler may evaluate a larger batch than it was given (e.g. guidance): the labels repeat to fit."""
+    Classifier-free guidance (Ho & Salimans 2022) happens here, on the network's raw output (eps, x0 or v),
+    so `make_denoiser` converts the guided output to x0 like any other and every sampler gets it without
+    cooperation: `guidance` W = 1 is the plain conditional output, W = 0 the unconditional one (labels
+    replaced by `null_label`, default `null_label_of(model)`), other W run both in ONE forward pass of twice
+    the batch (labels, then the no-label class) and return eps_uncond + W (eps_cond - eps_uncond).
+
+    A sampler may evaluate a larger batch than it was given: the labels repeat to fit."""
     device = torch.device(device)
     if channels_last is None:
         channels_last = device.type == "cuda"
@@ -143,12 +159,32 @@ def model_function(model: torch.nn.Module, device: torch.device, *, labels: torc
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
+    guidance = float(guidance)
+    if not guidance >= 0:  # also refuses NaN
+        raise ValueError(f"guidance = {guidance!r} must be 0 or more")
+    if labels is not None and guidance != 1.0:
+        null_label = null_label if null_label is not None else null_label_of(model)
+        if null_label is None:
+            raise ValueError(f"guidance = {guidance:g} needs the no-label class of {type(model).__name__}; "
+                             "pass null_label (the backbone's num_classes)")
 
-    def model_fn(x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        kwargs = {} if labels is None else {"y": _labels_for(labels, x_t)}
+    def network(x_t: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
+        kwargs = {} if y is None else {"y": y}
         with torch.autocast(device.type, dtype=autocast_dtype or torch.float32, enabled=autocast_dtype is not None):
             out = model(x_t.contiguous(memory_format=memory_format), t, **kwargs)
         return out.float()
+
+    def model_fn(x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        if labels is None or guidance == 1.0:
+            return network(x_t, t, None if labels is None else _labels_for(labels, x_t))
+        y = _labels_for(labels, x_t)
+        t = t.expand(x_t.shape[0]) if t.dim() == 0 else t
+        unlabelled = torch.full_like(y, null_label)
+        if guidance == 0.0:
+            return network(x_t, t, unlabelled)
+        both = network(torch.cat([x_t, x_t]), torch.cat([t, t]), torch.cat([y, unlabelled]))
+        conditional, unconditional = both.chunk(2)
+        return unconditional + guidance * (conditional - unconditional)
     return model_fn
 
 

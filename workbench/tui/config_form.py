@@ -53,6 +53,9 @@ FIELDS = (
     Field("train", "sample_every", "Sample every (steps)"),
     Field("train", "checkpoint_every", "Checkpoint every (steps)"),
     Field("sample", "steps", "Sampling steps"),
+    Field("sample", "guidance", "Guidance scale (1: off)"),
+    Field("backbone", "num_classes", "Classes (auto; empty: none)"),
+    Field("train", "label_dropout", "Label dropout (0.1: CFG)"),
     Field("run", "name", "Run name (empty: timestamp)"),
     Field("run", "device", "Device"),
 )
@@ -143,7 +146,10 @@ class ConfigForm(VerticalScroll):
                 raw[field.section][field.key] = value
             elif self.query_one(f"#field-{field.id}").visible:
                 text = widget.value.strip()
-                raw[field.section][field.key] = text if self.takes_text(field) else parse_value(text)
+                if not text and not self.takes_text(field) and field.key not in SCHEMA[field.section]:
+                    raw[field.section].pop(field.key, None)  # an emptied plugin key: the plugin's default
+                else:
+                    raw[field.section][field.key] = text if self.takes_text(field) else parse_value(text)
         return raw
 
     def validate_form(self) -> None:
@@ -204,5 +210,5 @@ class ConfigForm(VerticalScroll):
             box = self.query_one(f"#field-{field.id}")
             if has_key and not box.visible:
                 default = registry.get(name).params[field.key]
-                self.query_one(f"#{field.id}", Input).value = str(default)
+                self.query_one(f"#{field.id}", Input).value = "" if default is None else str(default)
             box.visible = has_key  # keeps its place, so the rows stay in columns
