@@ -75,3 +75,13 @@ def test_distance_to_itself_is_zero_and_grows_monotonically_with_degradation(ext
                  for a in amounts]
     assert distances == sorted(distances), distances
     assert distances[0] > 0.01
+
+
+def test_class_adherence_is_the_share_classified_as_asked(extractor, garments):
+    from workbench.evaluation.classifier import class_adherence
+
+    images, labels = garments
+    assert class_adherence(images, labels, extractor) > 0.85  # real garments with their true labels
+    wrong = (labels + 1 + torch.randint(0, 9, labels.shape, generator=torch.Generator().manual_seed(0))) % 10
+    assert class_adherence(images, wrong, extractor) < 0.1  # every label moved to another class
+    assert class_adherence(images[:4], labels[:4], extractor) in (0.0, 0.25, 0.5, 0.75, 1.0)

@@ -37,6 +37,9 @@ def add_arguments(parser) -> None:
     sampling.add_argument("--seed", type=seed_int, default=0, help="sampling seed (default: 0)")
     sampling.add_argument("--batch-size", type=positive_int, default=250, help="images per batch (default: 250)")
     sampling.add_argument("--no-ema", action="store_true", help="sample the raw weights, not the EMA weights")
+    sampling.add_argument("--guidance", type=float, default=None, metavar="W",
+                          help="class-conditional runs: classifier-free guidance scale (default: the run's "
+                               "sample.guidance); Fashion-MNIST runs also get a class-adherence figure")
     sampling.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda or cuda:N")
     sampling.add_argument("--precision", choices=("auto", "bf16", "fp32"), default="auto",
                           help="network precision while sampling (default: auto)")
@@ -132,14 +135,21 @@ def sample_run(args, bundle, n: int, device, progress) -> tuple:
     options = SimpleNamespace(sampler=args.sampler, steps=args.steps, eta=None, sample_set=[])
     section = sample_section_for(options, bundle.cfg)
     sampler = build_sampler(section)
+    guidance = args.guidance if args.guidance is not None else float(bundle.cfg.sample.guidance)
+    if guidance < 0:
+        from workbench.errors import UsageError
+
+        raise UsageError(f"--guidance {guidance:g}: the scale must be >= 0 (1 = plain conditional, 0 = unconditional)")
     settings = SampleSettings(n=n, steps=section.steps, seed=args.seed, batch_size=min(args.batch_size, n),
                               clip_x0=section.clip_x0, dynamic_threshold=section.dynamic_threshold,
-                              precision=args.precision)
+                              precision=args.precision, guidance=guidance)
     started = time.perf_counter()
     result = generate(bundle, sampler, settings, device=device, on_batch=progress.task(f"sampling ({section.name})", n))
     what = (f"{n} samples of step {bundle.step} ({'EMA' if bundle.ema else 'raw'} weights), {section.name} "
             f"{section.steps} steps, seed {args.seed}, {time.perf_counter() - started:.1f} s")
-    return result.images, what
+    if result.labels is not None:
+        what += f", classes cycled, guidance {guidance:g}"
+    return result.images, what, result.labels, guidance
 
 
 def run(args) -> int:
@@ -158,7 +168,7 @@ def run(args) -> int:
     device = resolve_device(args.device)
     with OutputPlan() as plan:
         saved = plan.file(args.save_reference, suffixes=(".npz",), option="--save-reference") if args.save_reference else None
-        images, bundle, what = None, None, ""
+        images, bundle, what, labels, guidance = None, None, "", None, None
         if args.samples:
             images = load_images(args.samples)
             if args.n is not None:
@@ -200,13 +210,19 @@ def run(args) -> int:
                 default = ev.DEFAULT_N if device.type == "cuda" else ev.DEFAULT_N_CPU
                 n = args.n or max(min(default, reference.stats.n), extractor.dim + 1)
                 ev.check_sample_count(n, extractor)
-                images, what = sample_run(args, bundle, n, device, progress)
+                images, what, labels, guidance = sample_run(args, bundle, n, device, progress)
             ev.check_sample_count(len(images), extractor)
             started = time.perf_counter()
             features = extract_features(extractor, images, device=device,
                                         on_batch=progress.task("sample features", len(images)))
             extract_seconds = time.perf_counter() - started
             result = ev.score_features(features, reference, extractor, device=device)
+            if labels is not None and bundle.cfg.dataset.name == "fashion-mnist":
+                from workbench.evaluation.classifier import class_adherence
+                from workbench.evaluation.extractors import build_extractor as build
+
+                classifier = extractor if name == "fashion-classifier" else build("fashion-classifier", {}).to(device)
+                result.class_adherence, result.guidance = class_adherence(images, labels, classifier), guidance
         if saved is not None:
             saved.write_with(lambda f: save_reference_npz(reference, f))
 

@@ -92,3 +92,17 @@ class ClassifierFeatures:
 
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
         return self.network.features(to_input(images))
+
+    @torch.no_grad()
+    def predict(self, images: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
+        """The Fashion-MNIST class (0..9) the classifier assigns to each uint8 image (N, 1, H, W), on the CPU."""
+        device = next(self.network.parameters()).device
+        return torch.cat([self.network(to_input(chunk.to(device))).argmax(dim=1).cpu()
+                          for chunk in images.split(batch_size)])
+
+
+def class_adherence(images: torch.Tensor, labels: torch.Tensor, classifier: ClassifierFeatures) -> float:
+    """The fraction of class-conditional samples the garment classifier assigns to the class they were asked
+    for (Fashion-MNIST label indices). Real test images score the classifier's accuracy (90.6%); random
+    labels about 10%."""
+    return float((classifier.predict(images) == labels.cpu()).double().mean())

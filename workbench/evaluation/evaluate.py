@@ -37,6 +37,8 @@ class EvalResult:
     kid_subset: int | None = None
     precision: float | None = None
     recall: float | None = None
+    class_adherence: float | None = None  # class-conditional Fashion-MNIST runs: asked-for class = classified
+    guidance: float | None = None
     notes: list[str] = field(default_factory=list)
 
     def lines(self) -> list[str]:
@@ -49,6 +51,9 @@ class EvalResult:
                          f"  ({KID_SUBSETS} subsets of {self.kid_subset})"))
         if self.precision is not None:
             rows += [("precision", f"{self.precision:.4f}", "  (k=3)"), ("recall", f"{self.recall:.4f}", "  (k=3)")]
+        if self.class_adherence is not None:
+            rows.append(("class adherence", f"{self.class_adherence:.4f}",
+                         f"  (fashion-classifier's class = the asked-for class; guidance {self.guidance:g})"))
         label_width = max((len(r[0]) for r in rows), default=0)
         value_width = max((len(r[1]) for r in rows), default=0)
         return [f"{label:<{label_width}}  {value:<{value_width}}  {tail}{extra}" for label, value, extra in rows]
