@@ -64,12 +64,12 @@ else
   echo "skipped: no CUDA device (on a CPU: python bench/bench_sample.py)"
 fi
 
-part "torchrun: one rank ($([ "$gpu" = 1 ] && echo NCCL || echo gloo)), 20 steps on synthetic data"
+part "torchrun: one rank ($([ "$gpu" = 1 ] && echo NCCL || echo gloo)), 6 steps on synthetic data"
 runs=$(mktemp -d)
 device=$([ "$gpu" = 1 ] && echo cuda || echo cpu)
 limited 120 python3 -m torch.distributed.run --standalone --nproc_per_node=1 -m workbench train --plain \
   --set run.dir="$runs" --set run.device=$device --set dataset.name=synthetic --set dataset.count=256 \
-  --set train.steps=20 --set train.batch_size=32 --set train.log_every=10 --set train.sample_every=0 \
+  --set train.steps=6 --set train.batch_size=8 --set train.log_every=2 --set train.sample_every=0 \
   --set sample.steps=10
 ls "$runs"/*/checkpoints/latest.pt >/dev/null 2>&1 && echo "torchrun smoke: checkpoint written" || echo "torchrun smoke: NO checkpoint"
 rm -rf "$runs"
