@@ -178,7 +178,11 @@ def load_config_from_args(args):
     from workbench.config import load_config
 
     warn_plugin_failures()
-    config = load_config(*config_arguments(args))
+    return show_notes(load_config(*config_arguments(args)))
+
+
+def show_notes(config):
+    """Print what loading the config changed beyond what was asked (Config.notes) on stderr; returns it."""
     for note in config.notes:
         print(f"note: {note}", file=sys.stderr)
     return config

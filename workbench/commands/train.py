@@ -37,12 +37,12 @@ def load_training_config(args, initial=None):
     """The config to train with. With --resume, the run's own config.toml is the base (unless --config
     names another file), so `--resume latest --set train.steps=20000` continues the same run longer. With
     --init-from, the source's stored config is (see `fine_tuning_config`)."""
-    from workbench.cli import config_arguments, load_config_from_args
+    from workbench.cli import config_arguments, load_config_from_args, show_notes
     from workbench.config import load_config
     from workbench.engine.rundir import RunDirectory
 
     if initial is not None and not config_arguments(args)[0]:
-        return fine_tuning_config(initial, config_arguments(args)[1])
+        return show_notes(fine_tuning_config(initial, config_arguments(args)[1]))
     if not args.resume:
         return load_config_from_args(args)
     path, overrides = config_arguments(args)
@@ -54,7 +54,7 @@ def load_training_config(args, initial=None):
 
             raise UsageError(f"--resume continues run {str(run.path)!r} with its own config.toml; leave out "
                              f"--config {path} and change single values with --set (e.g. --set train.steps=20000)")
-        return load_config(run.config_path, overrides)
+        return show_notes(load_config(run.config_path, overrides))
     if path:
         return base
     from workbench.errors import CheckpointError
@@ -66,16 +66,15 @@ def load_training_config(args, initial=None):
 def fine_tuning_config(initial, overrides: list[str]):
     """The config of a run started with --init-from: the source's stored config as a new run (named by
     --set run.name, else a timestamp), with the --set overrides. A --set that picks another plugin
-    (`dataset.name=image-folder`) drops the source's keys of the plugin it replaces."""
-    from workbench.config import PLUGIN_SECTIONS, SCHEMA, apply_overrides, resolve
+    (`dataset.name=image-folder`) drops the source's keys of the plugin it replaces (apply_overrides)."""
+    from workbench.config import apply_overrides, resolve
 
     raw = {section: dict(values) for section, values in initial.config.items()}
     raw.setdefault("run", {})["name"] = ""
-    for section in PLUGIN_SECTIONS:
-        if any(o.replace(" ", "").startswith(f"{section}.name=") for o in overrides) and section in raw:
-            raw[section] = {k: v for k, v in raw[section].items() if k in SCHEMA[section]}
-    apply_overrides(raw, overrides)
-    return resolve(raw, source=f"--init-from {initial.checkpoint} and --set")
+    notes = apply_overrides(raw, overrides)
+    cfg = resolve(raw, source=f"--init-from {initial.checkpoint} and --set")
+    cfg.notes = notes
+    return cfg
 
 
 def run(args) -> int:
