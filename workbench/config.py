@@ -128,6 +128,9 @@ SCHEMA: dict[str, dict[str, Key]] = {
     },
     "train": {
         "steps": K(1000, "optimizer steps to train for", min=1, max=STEPS_MAX),
+        "minutes": K(0.0, "train for about this many minutes, the whole run included (start-up, previews, the "
+                          "final checkpoint): the steps are set from the measured speed, at most train.steps; "
+                          "0 = off", min=0.0, max=1e7),
         "batch_size": K(64, "global batch size (split across torchrun ranks)", min=1, max=BATCH_MAX),
         "grad_accum": K(1, "micro-batches per optimizer step", min=1, max=BATCH_MAX),
         "optimizer": K("adamw", "adam or adamw", choices=("adam", "adamw")),
