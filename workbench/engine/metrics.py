@@ -105,31 +105,47 @@ class MetricWindow:
 
 
 class Throughput:
-    """Images and steps per second over the time spent training (sampling and checkpoint pauses excluded)."""
+    """Speed over the time spent training (previews, evaluations, checkpoint and pause time excluded): it/s
+    and img/s of each log window (`lap`), and seconds per step averaged over all steady training so far
+    (`seconds_per_step`, from `mark_steady` on: the steps before it warm up kernels and caches), which the
+    ETA and the time budget use. `clock` is injectable for tests."""
 
-    def __init__(self):
-        self.window_start = time.perf_counter()
+    def __init__(self, clock=time.perf_counter):
+        self.clock = clock
+        self.window_start = clock()
         self.excluded = 0.0
-        self.smoothed_it_per_s: float | None = None
+        self.steady_start: float | None = None  # clock at mark_steady
+        self.steady_steps_before = 0            # steps counted before mark_steady
+        self.steady_excluded = 0.0
 
     def exclude(self, seconds: float) -> None:
         """Time spent on something other than training (sampling, checkpoints, pauses) in this window."""
         self.excluded += seconds
+        if self.steady_start is not None:
+            self.steady_excluded += seconds
 
     def lap(self, steps: int, images: int) -> tuple[float, float]:
         """(it/s, img/s) since the last lap; call right after the log step's sync."""
-        now = time.perf_counter()
+        now = self.clock()
         seconds = max(now - self.window_start - self.excluded, 1e-9)
         self.window_start, self.excluded = now, 0.0
-        it_per_s = steps / seconds
-        self.smoothed_it_per_s = it_per_s if self.smoothed_it_per_s is None else \
-            0.7 * self.smoothed_it_per_s + 0.3 * it_per_s
-        return it_per_s, images / seconds
+        return steps / seconds, images / seconds
 
-    def eta(self, remaining_steps: int) -> float:
-        if not self.smoothed_it_per_s:
-            return float("nan")
-        return remaining_steps / self.smoothed_it_per_s
+    def mark_steady(self, steps_done: int) -> None:
+        """Steady training starts now, after `steps_done` steps of this process (call after a device sync)."""
+        self.steady_start, self.steady_steps_before, self.steady_excluded = self.clock(), steps_done, 0.0
+
+    def steady(self, steps_done: int) -> tuple[int, float]:
+        """(steps, seconds) of steady training until now, `steps_done` steps of this process in all."""
+        if self.steady_start is None:
+            return 0, 0.0
+        seconds = max(self.clock() - self.steady_start - self.steady_excluded, 0.0)
+        return max(steps_done - self.steady_steps_before, 0), seconds
+
+    def seconds_per_step(self, steps_done: int) -> float | None:
+        """Seconds per step averaged over all steady training so far; None before a steady step."""
+        steps, seconds = self.steady(steps_done)
+        return seconds / steps if steps > 0 and seconds > 0 else None
 
 
 def gpu_memory_peak(device: torch.device) -> int:
