@@ -8,8 +8,8 @@ events.py (what other processes see). Importing this package does not import tor
 and run directories without it); `train` and the checkpoint functions load it on first use.
 """
 
-from workbench.engine.events import (CheckpointSaved, Event, QualityMeasured, RunFailed, RunFinished, RunStarted,
-                                     RunWarning, SamplesReady, StateChanged, StepMetrics, event_from_dict)
+from workbench.engine.events import (CheckpointSaved, Event, LengthSet, QualityMeasured, RunFailed, RunFinished,
+                                     RunStarted, RunWarning, SamplesReady, StateChanged, StepMetrics, event_from_dict)
 from workbench.engine.rundir import RunDirectory, RunWatcher, list_runs
 
 _LAZY = {
@@ -19,12 +19,13 @@ _LAZY = {
 }
 
 
-def train(cfg, *, on_event=None, resume=None, run_dir=None, stop_event=None, init_from=None) -> RunDirectory:
+def train(cfg, *, on_event=None, resume=None, run_dir=None, stop_event=None, init_from=None,
+          started=None) -> RunDirectory:
     """Train `cfg` and return its run directory (see workbench.engine.trainer.train)."""
     from workbench.engine.trainer import train as _train
 
     return _train(cfg, on_event=on_event, resume=resume, run_dir=run_dir, stop_event=stop_event,
-                  init_from=init_from)
+                  init_from=init_from, started=started)
 
 
 def __getattr__(name: str):
@@ -36,6 +37,6 @@ def __getattr__(name: str):
 
 
 __all__ = ["train", "RunDirectory", "RunWatcher", "list_runs", "save_checkpoint", "load_checkpoint",
-           "TrainingFailed", "Event", "RunStarted", "StepMetrics",
+           "TrainingFailed", "Event", "RunStarted", "LengthSet", "StepMetrics",
            "SamplesReady", "CheckpointSaved", "QualityMeasured", "RunWarning", "StateChanged", "RunFinished", "RunFailed",
            "event_from_dict"]

@@ -64,6 +64,19 @@ class StepMetrics(Event):
 
 
 @dataclass(frozen=True)
+class LengthSet(Event):
+    """train.minutes set the run's length: `total_steps` steps fit the budget of `minutes` at the measured
+    `seconds_per_step`; decided at `step`, expected to end `eta_s` seconds after this event."""
+
+    kind: ClassVar[str] = "length"
+    total_steps: int
+    minutes: float
+    seconds_per_step: float
+    step: int = -1
+    eta_s: float = float("nan")
+
+
+@dataclass(frozen=True)
 class SamplesReady(Event):
     """A sample grid from the fixed noise with EMA weights was written."""
 
@@ -133,7 +146,7 @@ class RunFailed(Event):
 
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.kind: cls
-    for cls in (RunStarted, StepMetrics, SamplesReady, CheckpointSaved, QualityMeasured, RunWarning, StateChanged,
+    for cls in (RunStarted, LengthSet, StepMetrics, SamplesReady, CheckpointSaved, QualityMeasured, RunWarning, StateChanged,
                 RunFinished, RunFailed)
 }
 

@@ -27,8 +27,8 @@ import time
 from pathlib import Path
 from typing import Any, Iterable
 
-from workbench.engine.events import (CheckpointSaved, Event, QualityMeasured, RunFailed, RunFinished, RunStarted,
-                                     SamplesReady, StateChanged, StepMetrics, event_from_dict)
+from workbench.engine.events import (CheckpointSaved, Event, LengthSet, QualityMeasured, RunFailed, RunFinished,
+                                     RunStarted, SamplesReady, StateChanged, StepMetrics, event_from_dict)
 from workbench.errors import UsageError
 from workbench.files import append_line, atomic_write_bytes, atomic_write_text  # noqa: F401 - re-exported
 
@@ -354,6 +354,8 @@ def status_update(event: Event) -> tuple[str | None, dict[str, Any]] | None:
         return "running", {"step": event.start_step, "total_steps": event.total_steps, "started_at": event.time,
                            "device": event.device, "world_size": event.world_size, "run_dir": event.run_dir,
                            "message": ""}
+    if isinstance(event, LengthSet):  # train.minutes decided the run's length
+        return None, {"total_steps": event.total_steps}
     if isinstance(event, StepMetrics):
         return None, {"step": event.step, "loss": event.loss, "img_per_s": event.img_per_s, "eta_s": event.eta_s}
     if isinstance(event, SamplesReady):

@@ -5,11 +5,16 @@ Reads top to bottom: `Trainer.run_training` joins torchrun's group if any, build
 directory, then `_loop` runs steps until train.steps or a stop, showing each decision (log, roll back,
 sample, save) at its top level. Per step the host never waits for the device; it reads the metrics once per
 log step (`_log`, the sync point), which is also where torchrun ranks agree on control commands.
+
+With train.minutes the run's length comes from its measured speed (`_measure_length`, the rules in
+workbench.engine.budget): once decided, the trainer swaps its config for one with train.steps = the decided
+length and train.minutes = 0, rewrites the run's config.toml, and trains on as if configured so.
 """
 
 from __future__ import annotations
 
 import contextlib
+import io
 import threading
 import time
 import traceback
@@ -19,15 +24,17 @@ import torch
 
 from workbench.diffusion import randn
 from workbench.engine import distributed as dist_utils
+from workbench.engine.budget import (STEADY_AFTER_STEPS, Overheads, decide_total_steps, eta_seconds,
+                                     network_calls_per_grid, ready_to_decide)
 from workbench.engine.checkpoint import (Progress, encode_training_state, load_checkpoint, rank_rng_state,
                                          restore_weights, save_checkpoint, save_run_checkpoint)
 from workbench.engine.control import ControlInbox
-from workbench.engine.events import (CheckpointSaved, QualityMeasured, RunFailed, RunFinished, RunStarted,
-                                     RunWarning, SamplesReady, StateChanged, StepMetrics)
+from workbench.engine.events import (CheckpointSaved, LengthSet, QualityMeasured, RunFailed, RunFinished,
+                                     RunStarted, RunWarning, SamplesReady, StateChanged, StepMetrics)
 from workbench.engine.initial_weights import InitialWeights, read_initial_weights
 from workbench.engine.metrics import Throughput, gpu_memory_peak, gpu_utilization, peak_flops
 from workbench.engine.optim import clip_gradients, lr_for_config, set_lr
-from workbench.engine.previews import preview_grid
+from workbench.engine.previews import preview_call_seconds, preview_grid
 from workbench.engine.publish import Publisher
 from workbench.engine.rundir import RunDirectory, check_training_target
 from workbench.engine.setup import TrainingRun, build_training_run, check_resume_config, find_resume_point
@@ -57,6 +64,18 @@ def slow_choices(train_cfg, precision, device) -> list[str]:
     return problems
 
 
+LENGTH_NOTE = "# train.minutes = "  # config.toml's comment line saying what set train.steps
+
+
+def length_note(config_path: Path) -> str:
+    """The "train.minutes = X set train.steps = N ..." note of a run's config.toml, without "# "; "" if none."""
+    try:
+        lines = config_path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        return ""
+    return next((line[2:] for line in lines if line.startswith(LENGTH_NOTE)), "")
+
+
 BAD_WINDOWS_BEFORE_RESTORE = 3
 MAX_RESTORES = 3
 
@@ -67,24 +86,28 @@ class TrainingFailed(WorkbenchError):
 
 class Trainer:
     """Runs one training job. Its state: `self.run` (the TrainingRun: model, optimizer, step, ...), and
-    once the run directory is open, `self.run_dir`, `self.pub` (events), `self.inbox` (control commands) and
-    `self.throughput` (this process's speed)."""
+    once the run directory is open, `self.run_dir`, `self.pub` (events), `self.inbox` (control commands),
+    `self.throughput` (this process's speed) and `self.costs` (seconds of a preview, checkpoint, evaluation:
+    measured, else estimated; for the ETA and train.minutes)."""
 
     def __init__(self, cfg, *, on_event=None, resume: str | None = None,
                  run_dir: RunDirectory | str | Path | None = None, stop_event: threading.Event | None = None,
-                 init_from: str | InitialWeights | None = None):
+                 init_from: str | InitialWeights | None = None, started: float | None = None):
         if resume and init_from:
             raise UsageError("--resume continues a run and --init-from starts a new one from its weights; "
                              "give one of them")
         self.cfg, self.on_event, self.resume, self.init_from = cfg, on_event, resume, init_from
         self.given_run_dir = run_dir
         self.stop_event = stop_event
+        self.started = started  # time.perf_counter() when the run began (train.minutes counts from it)
         self.run: TrainingRun | None = None
         self.run_dir: RunDirectory | None = None
 
     # -- setup -------------------------------------------------------------------------------------
 
     def run_training(self) -> RunDirectory:
+        if self.started is None:
+            self.started = time.perf_counter()
         distributed, device = dist_utils.init_distributed(self.cfg.run.device)
         try:
             return self._run(distributed, device)
@@ -108,6 +131,12 @@ class Trainer:
         self.inbox = ControlInbox(self.run_dir, distributed, device, self.stop_event, agree_every=cfg.train.log_every)
         self.throughput = Throughput()
         self.compiling = False  # set in _start when train.compile: the first step compiles
+        self.trained = 0        # steps this process has trained (the steady timing window starts after a few)
+        self.paused_s = 0.0     # seconds paused (not part of train.minutes' budget)
+        self.costs: dict[str, float] = {}  # "preview", "checkpoint", "evaluation": seconds, latest measured
+        self.estimated: dict[str, float] = {}  # the same, estimated before one happened
+        self.length_decided = False
+        self.decision = (self.cfg.train.minutes, float("nan"))  # (minutes, s/step) rank 0 decided with
         try:
             self._start(point)
             self.session_start = time.perf_counter()
@@ -151,7 +180,8 @@ class Trainer:
             try:
                 for sub in (run_dir.path, run_dir.samples_dir, run_dir.checkpoints_dir, run_dir.control_dir):
                     sub.mkdir(parents=True, exist_ok=True)
-                run_dir.write_config(f"# resolved config of this run (from {self.cfg.source})\n" + self.cfg.to_toml())
+                kept_note = length_note(run_dir.config_path) if point is not None and not self.cfg.train.minutes else ""
+                run_dir.write_config(self._config_text(kept_note))
                 if point is not None:  # what a killed earlier process left: its temporaries, the steps to replay
                     run_dir.remove_stale_temporaries()
                     run_dir.trim_metrics_after(int(point.state["step"]))
@@ -164,6 +194,11 @@ class Trainer:
             torch.distributed.broadcast_object_list(box, src=0)
             run_dir = run_dir or RunDirectory(box[0])
         return run_dir
+
+    def _config_text(self, note: str = "") -> str:
+        """config.toml: the resolved config, under a comment saying where it came from (and `note`)."""
+        return (f"# resolved config of this run (from {self.cfg.source})\n" + (f"# {note}\n" if note else "")
+                + self.cfg.to_toml())
 
     def _start(self, point) -> None:
         run, cfg = self.run, self.cfg
@@ -208,16 +243,23 @@ class Trainer:
     # -- the loop ----------------------------------------------------------------------------------
 
     def _loop(self) -> None:
-        run, train = self.run, self.cfg.train
-        while run.step < train.steps:
+        run = self.run
+        while run.step < self.cfg.train.steps:
             self._handle_control(self.inbox.at_step(run.step))
+            agreed = self.inbox.take_length()  # torchrun: the length rank 0 decided, agreed by all ranks
+            if agreed:
+                self._set_length(agreed)
+                if run.step >= self.cfg.train.steps:
+                    break
             if run.stop_requested:
                 break
+            train = self.cfg.train  # a new config once train.minutes decided the length
             if self.compiling:
                 self._compile_first_step()
             else:
                 self._train_step()
             run.step += 1
+            self.trained += 1
             if run.ema is not None:
                 run.ema.update(run.step - 1)
             if run.step % train.log_every == 0 or run.step == train.steps:
@@ -231,6 +273,111 @@ class Trainer:
                 self._evaluate()  # and keep checkpoints/best.pt when it is the best so far
             if train.checkpoint_every and run.step % train.checkpoint_every == 0:
                 self._checkpoint()  # rolls back instead when the weights became non-finite
+            self._measure_length()
+
+    # -- the run's length: train.minutes and the ETA -----------------------------------------------
+
+    def _measure_length(self) -> None:
+        """After each step: start the steady timing window after the first few steps, and with
+        train.minutes decide the run's length once the window is long enough (rank 0; torchrun ranks
+        switch at the next log step's agreement)."""
+        run, train = self.run, self.cfg.train
+        if self.trained == STEADY_AFTER_STEPS and self.throughput.steady_start is None:
+            self._sync()  # once: the window must start when the device is done with the steps before it
+            self.throughput.mark_steady(self.trained)
+        if not train.minutes or self.length_decided or run.step >= train.steps or not run.distributed.is_main:
+            return
+        steps, seconds = self.throughput.steady(self.trained)
+        budget = 60.0 * train.minutes
+        if not ready_to_decide(timed_steps=steps, timed_seconds=seconds, step=run.step,
+                               warmup_steps=train.warmup_steps, elapsed_s=self._wall(), budget_s=budget):
+            return
+        self._sync()  # once: the host may run ahead of the device
+        per_step = self.throughput.seconds_per_step(self.trained)
+        overheads = self._overheads()
+        total = decide_total_steps(budget_s=budget, elapsed_s=self._wall(), seconds_per_step=per_step,
+                                   step=run.step, cap=train.steps, overheads=overheads)
+        self.length_decided = True
+        self.decision = (train.minutes, per_step)
+        if run.distributed.enabled:
+            self.inbox.propose_length(total)
+        else:
+            self._set_length(total)
+
+    def _set_length(self, total: int) -> None:
+        """Train `total` steps from now on (every rank, the same step): the config becomes that of a run
+        configured with train.steps = total (the cosine schedule reads it) and train.minutes = 0; rank 0
+        records it in config.toml (so checkpoints and --resume train to it) and publishes LengthSet."""
+        from workbench.config import resolve
+
+        run = self.run
+        total = max(total, run.step + 1)
+        minutes, per_step = self.decision
+        raw = self.cfg.as_dict()
+        raw["train"].update(steps=total, minutes=0.0)
+        cfg = resolve(raw, source=self.cfg.source)
+        self.cfg = run.cfg = cfg
+        self.length_decided = True
+        if self.eval_every and cfg.train.eval_every == -1:  # auto: 10 evaluations in the run as it now is
+            self.eval_every = max(1, total // 10)
+        if not run.distributed.is_main:
+            return
+        note = f"train.minutes = {minutes:g} set train.steps = {total} ({per_step:.3g} s/step measured)"
+        self.run_dir.write_config(self._config_text(note))
+        self.pub.emit(LengthSet(total_steps=total, minutes=minutes, seconds_per_step=per_step, step=run.step,
+                                eta_s=self._eta(per_step)))
+
+    def _overheads(self) -> Overheads:
+        """Previews, checkpoints and evaluations of this run and their seconds each: the latest measured,
+        else estimated once (`_estimate_costs`)."""
+        if not {"preview", "checkpoint"} <= set(self.costs) and not self.estimated:
+            self._estimate_costs()
+        cost = lambda name: self.costs.get(name, self.estimated.get(name, 0.0))  # noqa: E731
+        train = self.cfg.train
+        return Overheads(sample_every=train.sample_every, preview_s=cost("preview"),
+                         checkpoint_every=train.checkpoint_every, checkpoint_s=cost("checkpoint"),
+                         eval_every=self.eval_every, evaluation_s=cost("evaluation"))
+
+    def _estimate_costs(self) -> None:
+        """What a preview, a checkpoint and an evaluation will cost, before one happened (rank 0; the time
+        spent here is left out of img/s): a preview is one timed network call of the preview batch times the
+        sampler's calls per grid; a checkpoint is the time to serialise its weights and optimizer state in
+        memory (its disk write is left to the safety margin); an evaluation samples train.eval_samples images
+        in the fast sampler's steps, estimated per image from the preview call (batches of 250 run faster
+        per image: an overestimate) and without the feature extraction."""
+        run, cfg = self.run, self.cfg
+        started = time.perf_counter()
+        call = preview_call_seconds(run)
+        self.estimated["preview"] = call * network_calls_per_grid(cfg.sample.name, cfg.sample.steps)
+        serialising = time.perf_counter()
+        torch.save({"model": run.model.state_dict(), "ema": run.ema.state_dict() if run.ema is not None else None,
+                    "optimizer": run.optimizer.state_dict()}, io.BytesIO())
+        self.estimated["checkpoint"] = time.perf_counter() - serialising
+        if self.evaluator is not None:
+            from workbench.evaluation.during_training import FAST_STEPS
+
+            per_image = call / max(1, run.sample_noise.shape[0])
+            self.estimated["evaluation"] = per_image * self.evaluator.samples * FAST_STEPS
+        self.throughput.exclude(time.perf_counter() - started)
+
+    def _eta(self, per_step: float | None) -> float:
+        """Seconds until the run ends (rank 0): the steps left at `per_step`, plus the previews, evaluations
+        and checkpoints still to come."""
+        run = self.run
+        if per_step is None or not per_step > 0:
+            return float("nan")
+        last_checkpoint = run.last_checkpoint[0] if run.last_checkpoint is not None else -1
+        return eta_seconds(step=run.step, total=self.cfg.train.steps, seconds_per_step=per_step,
+                           overheads=self._overheads(), previews_through=max(run.step - 1, run.last_sample_step),
+                           checkpoints_through=max(run.step - 1, last_checkpoint), evaluations_through=run.step - 1)
+
+    def _wall(self) -> float:
+        """Seconds since the run began in this process, pauses left out (train.minutes' clock)."""
+        return time.perf_counter() - self.started - self.paused_s
+
+    def _sync(self) -> None:
+        if self.run.device.type == "cuda":
+            torch.cuda.synchronize(self.run.device)
 
     def _compile_first_step(self) -> None:
         """The first step of a torch.compile'd model compiles it: say how long that took, and keep it out of
@@ -325,7 +472,9 @@ class Trainer:
         it_per_s, img_per_s = self.throughput.lap(steps, steps * self.cfg.train.batch_size)
         peak = peak_flops(run.device)
         mfu = 3 * run.flops_per_image * img_per_s / (peak * world) if peak and run.flops_per_image else -1.0
-        eta = self.throughput.eta(self.cfg.train.steps - run.step)
+        eta = float("nan")
+        if run.distributed.is_main:  # steady speed so far; the window's before the steady timing starts
+            eta = self._eta(self.throughput.seconds_per_step(self.trained) or (1 / it_per_s if it_per_s > 0 else None))
         self.pub.emit(StepMetrics(step=run.step, loss=summary.loss, lr=run.lr, grad_norm=summary.grad_norm,
                                   it_per_s=it_per_s, img_per_s=img_per_s, elapsed_s=self._elapsed(), eta_s=eta,
                                   loss_quartiles=summary.loss_quartiles, gpu_mem_bytes=gpu_memory_peak(run.device),
@@ -359,7 +508,8 @@ class Trainer:
         path = self.run_dir.sample_path(run.step)
         save_grid(grid, path, self.cfg.sample.grid_scale)
         self.pub.emit(SamplesReady(step=run.step, path=str(path), image=grid))
-        self.throughput.exclude(time.perf_counter() - started)
+        self.costs["preview"] = time.perf_counter() - started
+        self.throughput.exclude(self.costs["preview"])
 
     def _quality_evaluator(self):
         """(evaluator, every, note): train.eval_every's evaluator on the main rank, checked before anything
@@ -400,6 +550,7 @@ class Trainer:
                                           extractor=result.extractor, seconds=time.perf_counter() - started,
                                           best_step=quality.best_step, best_value=quality.best_value,
                                           kid=result.kid, kid_std=result.kid_std))
+            self.costs["evaluation"] = time.perf_counter() - started
         self.throughput.exclude(time.perf_counter() - started)
 
     def _checkpoint_best(self) -> None:
@@ -435,7 +586,8 @@ class Trainer:
                                        self.cfg.train.keep_checkpoints)
             self.pub.emit(CheckpointSaved(step=run.step, path=str(path)))
         run.last_checkpoint = (run.step, path)
-        self.throughput.exclude(time.perf_counter() - started)
+        self.costs["checkpoint"] = time.perf_counter() - started
+        self.throughput.exclude(self.costs["checkpoint"])
 
     def _gather(self, obj) -> list:
         distributed = self.run.distributed
@@ -494,6 +646,7 @@ class Trainer:
             self._handle_control([c for c in commands if c in ("sample", "checkpoint")])
         if not run.stop_requested:
             self.pub.emit(StateChanged("resumed", step=run.step))
+        self.paused_s += time.perf_counter() - started
         self.throughput.exclude(time.perf_counter() - started)
 
     # -- ending ------------------------------------------------------------------------------------
@@ -543,7 +696,8 @@ class Trainer:
 
 
 def train(cfg, *, on_event=None, resume: str | None = None, run_dir: RunDirectory | str | Path | None = None,
-          stop_event: threading.Event | None = None, init_from: str | InitialWeights | None = None) -> RunDirectory:
+          stop_event: threading.Event | None = None, init_from: str | InitialWeights | None = None,
+          started: float | None = None) -> RunDirectory:
     """Train `cfg` (a workbench.config.Config) and return its run directory.
 
     on_event(event): called on rank 0 with every event (see workbench.engine.events) as it happens.
@@ -552,6 +706,7 @@ def train(cfg, *, on_event=None, resume: str | None = None, run_dir: RunDirector
     fine-tuning with a fresh optimizer at step 0 (workbench.engine.initial_weights).
     run_dir: write into this existing directory instead of creating one under run.dir.
     stop_event: set it (from any thread) to stop after the current step with a checkpoint.
+    started: time.perf_counter() when the run began (default: now), the start of train.minutes' budget.
     Raises WorkbenchError before anything is written for user errors, TrainingFailed afterwards."""
     return Trainer(cfg, on_event=on_event, resume=resume, run_dir=run_dir, stop_event=stop_event,
-                   init_from=init_from).run_training()
+                   init_from=init_from, started=started).run_training()
