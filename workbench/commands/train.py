@@ -78,6 +78,7 @@ def fine_tuning_config(initial, overrides: list[str]):
 
 
 def run(args) -> int:
+    started = time.perf_counter()  # train.minutes counts from here: before torch, data and model load
     from workbench.engine.trainer import train
 
     initial = None
@@ -103,7 +104,7 @@ def run(args) -> int:
             display.line(f"starting from the {'EMA' if initial.ema else 'raw'} weights of step {initial.step} "
                          f"in {initial.checkpoint}")
         run_dir = train(cfg, on_event=display.handle, resume=args.resume, run_dir=args.run_dir,
-                        stop_event=stop_event, init_from=initial)
+                        stop_event=stop_event, init_from=initial, started=started)
     finally:
         restore()
         display.close()
@@ -167,6 +168,8 @@ def describe(event) -> str | None:
         verb = f"resuming at step {event.start_step}" if event.start_step else "training"
         return (f"{verb} for {event.total_steps} steps on {event.device} (x{event.world_size}): {event.backbone}; "
                 f"data: {event.dataset}\nrun directory: {event.run_dir}")
+    if kind == "length":
+        return length_line(event)
     if kind == "samples":
         return f"step {event.step}: samples {event.path}"
     if kind == "checkpoint":
@@ -185,6 +188,15 @@ def describe(event) -> str | None:
     if kind == "failed":
         return f"failed at step {event.step}: {event.message} (kept: {event.kept})"
     return None
+
+
+def length_line(event) -> str:
+    """train.minutes = 11: 0.95 s/step, training 700 steps, ends about 12:34"""
+    ends = ""
+    if event.eta_s is not None and math.isfinite(event.eta_s):
+        ends = ", ends about " + time.strftime("%H:%M", time.localtime(event.time + event.eta_s))
+    return (f"train.minutes = {event.minutes:g}: {event.seconds_per_step:.3g} s/step, training "
+            f"{event.total_steps} steps{ends}")
 
 
 def metrics_line(event, total: int) -> str:
@@ -239,7 +251,7 @@ class PlainDisplay:
     def handle(self, event) -> None:
         if not self.enabled:
             return
-        if event.kind == "started":
+        if event.kind in ("started", "length"):
             self.total = event.total_steps
         line = metrics_line(event, self.total) if event.kind == "metrics" else describe(event)
         if line:
@@ -278,6 +290,8 @@ class RichDisplay:
             self.task = self.progress.add_task("train", total=event.total_steps, completed=event.start_step,
                                                loss="-", speed="-", eta="?")
             return
+        if event.kind == "length" and self.task is not None:
+            self.progress.update(self.task, total=event.total_steps)
         if event.kind == "metrics" and self.task is not None:
             self.progress.update(self.task, completed=event.step, loss=f"{event.loss:.4f}",
                                  speed=f"{event.img_per_s:.1f} img/s", eta=duration(event.eta_s))

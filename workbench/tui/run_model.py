@@ -16,6 +16,7 @@ from typing import Iterable
 from workbench.engine.events import (
     CheckpointSaved,
     Event,
+    LengthSet,
     QualityMeasured,
     RunFailed,
     RunFinished,
@@ -92,6 +93,10 @@ class RunModel:
             where = f" from step {event.start_step}" if event.start_step else ""
             parts = [p for p in (event.backbone, event.dataset) if p]
             self._log(event, "info", f"started on {event.device}{where}" + (": " + "; ".join(parts) if parts else ""))
+        elif isinstance(event, LengthSet):  # train.minutes decided how many steps fit
+            self.total_steps = event.total_steps
+            self._log(event, "info", f"train.minutes = {event.minutes:g}: {event.seconds_per_step:.3g} s/step, "
+                                     f"training {event.total_steps} steps")
         elif isinstance(event, SamplesReady):
             self.samples.append((event.step, str(locate(self.path, event.path))))
             self._log(event, "info", f"samples at step {event.step}")
