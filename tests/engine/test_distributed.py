@@ -54,3 +54,24 @@ def test_two_gloo_ranks_match_one_process_with_the_same_global_batch(tmp_path):
     started = [e for e in jsonl(tmp_path / "ddp" / "events.jsonl") if e["kind"] == "started"][0]
     assert started["world_size"] == 2
     assert done.stdout.count("run directory:") == 2  # only rank 0 prints (start and end)
+
+
+@pytest.mark.slow
+def test_under_torchrun_rank_0_decides_train_minutes_and_every_rank_trains_to_it(tmp_path):
+    """Rank 0 decides the length; the others get it with the control agreement at the next log step. A rank
+    that missed it would train on to the cap and hang in its next collective (the timeout fails the test)."""
+    cfg = tiny_config(tmp_path / "runs", "train.steps=100000", "train.minutes=0.2", "train.warmup_steps=20",
+                      "train.log_every=5", "train.sample_every=0", "train.checkpoint_every=0")
+    (tmp_path / "ddp.toml").write_text(cfg.to_toml())
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1"}
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+               "-m", "workbench", "train", "--config", str(tmp_path / "ddp.toml"), "--run-dir",
+               str(tmp_path / "ddp"), "--plain"]
+    done = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    events = jsonl(tmp_path / "ddp" / "events.jsonl")
+    lengths = [e for e in events if e["kind"] == "length"]
+    finished = [e for e in events if e["kind"] == "finished"]
+    assert len(lengths) == 1 and lengths[0]["total_steps"] < 100000
+    assert finished[0]["step"] == lengths[0]["total_steps"] and not finished[0]["stopped_early"]
+    assert "set train.steps = " in (tmp_path / "ddp" / "config.toml").read_text()

@@ -36,6 +36,26 @@ def test_plain_output_names_the_run_directory_at_start_and_end(in_tmp_cwd, capsy
     assert run.read_status()["state"] == "finished"
 
 
+def test_plain_output_says_the_length_train_minutes_set_and_counts_to_it(in_tmp_cwd, capsys):
+    assert main(["train", "--plain", *sets("train.steps=100000", "train.minutes=0.1", "train.sample_every=0",
+                                           "train.checkpoint_every=0")]) == 0
+    out = capsys.readouterr().out.splitlines()
+    note = next(line for line in out if "train.minutes = 0.1: " in line)
+    total = int(note.split("training ")[1].split(" steps")[0])
+    assert "s/step" in note and ", ends about " in note and total < 100000
+    assert any(f"step {total}/{total} loss" in line for line in out)
+    assert list_runs("runs")[0].read_status()["total_steps"] == total
+
+
+def test_the_length_line_names_the_budget_speed_steps_and_end_time():
+    from workbench.commands.train import describe
+    from workbench.engine.events import LengthSet
+
+    event = LengthSet(total_steps=700, minutes=11.0, seconds_per_step=0.95, step=30, eta_s=600.0,
+                      time=time.mktime((2026, 1, 1, 12, 24, 0, 0, 0, -1)))
+    assert describe(event) == "train.minutes = 11: 0.95 s/step, training 700 steps, ends about 12:34"
+
+
 def test_resume_latest_continues_with_the_runs_own_config_and_more_steps(in_tmp_cwd, capsys):
     assert main(["train", "--plain", *sets("train.steps=4", "run.name=r")]) == 0
     # no TINY here: the run's own config.toml is the base, --set raises the step count

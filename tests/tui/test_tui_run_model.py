@@ -8,6 +8,7 @@ import pytest
 
 from workbench.engine.events import (
     CheckpointSaved,
+    LengthSet,
     RunFailed,
     RunFinished,
     RunStarted,
@@ -54,6 +55,17 @@ def test_states_follow_the_engine():
     assert model.state == "running"
     model.apply([RunFinished(step=100, run_dir="/tmp/r", stopped_early=True)])
     assert model.state == "stopped" and not model.is_live
+
+
+def test_a_length_set_by_train_minutes_replaces_the_total_and_the_stats_follow():
+    from workbench.tui.stats_panel import StatsPanel
+
+    model = RunModel(name="r", path="/tmp/r")
+    model.apply([RunStarted(run_dir="/tmp/r", total_steps=100_000), metrics(25, 0.5),
+                 LengthSet(total_steps=700, minutes=11.0, seconds_per_step=0.95, step=30, eta_s=640.0)])
+    assert model.total_steps == 700 and model.started.total_steps == 100_000
+    assert "train.minutes = 11: 0.95 s/step, training 700 steps" in model.log[-1].text
+    assert "step 25/700" in StatsPanel.describe(model, 80).plain  # the loss chart's x-axis reads total_steps too
 
 
 def test_failure_keeps_message_and_what_survives():

@@ -248,9 +248,7 @@ class Trainer:
             self._handle_control(self.inbox.at_step(run.step))
             agreed = self.inbox.take_length()  # torchrun: the length rank 0 decided, agreed by all ranks
             if agreed:
-                self._set_length(agreed)
-                if run.step >= self.cfg.train.steps:
-                    break
+                self._set_length(agreed)  # at least one more step
             if run.stop_requested:
                 break
             train = self.cfg.train  # a new config once train.minutes decided the length
