@@ -40,6 +40,7 @@ def test_plain_output_says_the_length_train_minutes_set_and_counts_to_it(in_tmp_
     assert main(["train", "--plain", *sets("train.steps=100000", "train.minutes=0.1", "train.sample_every=0",
                                            "train.checkpoint_every=0")]) == 0
     out = capsys.readouterr().out.splitlines()
+    assert any("training for up to 100000 steps (train.minutes = 0.1)" in line for line in out)
     note = next(line for line in out if "train.minutes = 0.1: " in line)
     total = int(note.split("training ")[1].split(" steps")[0])
     assert "s/step" in note and ", ends about " in note and total < 100000

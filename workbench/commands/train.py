@@ -166,7 +166,9 @@ def describe(event) -> str | None:
     kind = event.kind
     if kind == "started":
         verb = f"resuming at step {event.start_step}" if event.start_step else "training"
-        return (f"{verb} for {event.total_steps} steps on {event.device} (x{event.world_size}): {event.backbone}; "
+        steps = f"up to {event.total_steps} steps (train.minutes = {event.minutes:g})" if event.minutes else \
+            f"{event.total_steps} steps"
+        return (f"{verb} for {steps} on {event.device} (x{event.world_size}): {event.backbone}; "
                 f"data: {event.dataset}\nrun directory: {event.run_dir}")
     if kind == "length":
         return length_line(event)

@@ -42,6 +42,7 @@ class RunStarted(Event):
     flops_per_image: int = 0   # forward FLOPs for one image, counted from the model
     world_size: int = 1
     image_shape: tuple = ()    # (C, H, W) after preprocessing
+    minutes: float = 0.0       # train.minutes: total_steps is a cap until a LengthSet says how many fit
 
 
 @dataclass(frozen=True)

@@ -211,7 +211,8 @@ class Trainer:
                                  device=device_name, dataset=run.data.description, backbone=backbone,
                                  parameters=run.parameters, flops_per_image=run.flops_per_image,
                                  world_size=run.distributed.world_size,
-                                 image_shape=(run.channels, run.image_size, run.image_size)))
+                                 image_shape=(run.channels, run.image_size, run.image_size),
+                                 minutes=cfg.train.minutes))
         if self.eval_note:
             self._warn(self.eval_note)
         if cfg.train.tensorboard:
