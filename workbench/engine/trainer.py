@@ -293,6 +293,8 @@ class Trainer:
             return
         self._sync()  # once: the host may run ahead of the device
         per_step = self.throughput.seconds_per_step(self.trained)
+        if per_step is None:
+            return
         overheads = self._overheads()
         total = decide_total_steps(budget_s=budget, elapsed_s=self._wall(), seconds_per_step=per_step,
                                    step=run.step, cap=train.steps, overheads=overheads)
