@@ -113,7 +113,7 @@ SCHEMA: dict[str, dict[str, Key]] = {
     },
     "dataset": {
         "name": K("fashion-mnist", "dataset plugin (see `ddpm-workbench plugins`)"),
-        "pad_to": K(32, "pad smaller images with the background colour to this size; 0 = never", min=0, max=4096),
+        "pad_to": K(0, "pad smaller images with the background colour to this size; 0 = never", min=0, max=4096),
         "flip": K("auto", "random horizontal flips: true, false, or auto (the dataset's own default)",
                   choices=("auto",), also=(bool,)),
         "limit": K(0, "use only the first N images; 0 = all", min=0, max=INT_MAX),
@@ -127,8 +127,8 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "name": K("unet", "denoising network plugin"),
     },
     "train": {
-        "steps": K(1000, "optimizer steps to train for", min=1, max=STEPS_MAX),
-        "minutes": K(0.0, "train for about this many minutes, the whole run included (start-up, previews, the "
+        "steps": K(2000, "optimizer steps to train for; with train.minutes, the most the run may take", min=1, max=STEPS_MAX),
+        "minutes": K(11.0, "train for about this many minutes, the whole run included (start-up, previews, the "
                           "final checkpoint): the steps are set from the measured speed, at most train.steps; "
                           "0 = off", min=0.0, max=1e7),
         "batch_size": K(64, "global batch size (split across torchrun ranks)", min=1, max=BATCH_MAX),
@@ -146,7 +146,7 @@ SCHEMA: dict[str, dict[str, Key]] = {
                            "classifier-free guidance works (0.1 usual); 0 = off", min=0.0, max=1.0),
         "ema_decay": K(0.999, "EMA decay of the weights used for samples; 0 = no EMA", min=0.0, max=1.0),
         "ema_warmup": K(True, "ramp EMA decay as min(decay, (1 + step) / (10 + step))"),
-        "prediction": K("eps", "what the network predicts: eps, x0 or v", choices=("eps", "x0", "v")),
+        "prediction": K("v", "what the network predicts: eps, x0 or v", choices=("eps", "x0", "v")),
         "loss_weighting": K("uniform", "uniform (L_simple) or min-snr (Hang et al. 2023)",
                             choices=("uniform", "min-snr")),
         "min_snr_gamma": K(5.0, "gamma for min-snr weighting", min=0.0, min_exclusive=True),
@@ -156,7 +156,7 @@ SCHEMA: dict[str, dict[str, Key]] = {
                            choices=("auto",), also=(bool,)),
         "compile": K(False, "torch.compile the backbone"),
         "log_every": K(25, "steps between metric lines (the only host-device syncs)", min=1, max=STEPS_MAX),
-        "sample_every": K(500, "steps between sample grids; 0 = only at the end", min=0, max=STEPS_MAX),
+        "sample_every": K(250, "steps between sample grids; 0 = only at the end", min=0, max=STEPS_MAX),
         "checkpoint_every": K(500, "steps between checkpoints; 0 = only at the end", min=0, max=STEPS_MAX),
         "keep_checkpoints": K(3, "how many step checkpoints to keep besides latest", min=1, max=10_000),
         "tensorboard": K(False, "also log to TensorBoard (needs the tensorboard package)"),
@@ -280,7 +280,7 @@ def load_config(path: str | Path | None = None, overrides: Iterable[str] = (), *
         raw: dict[str, Any] = {}
         source = "built-in defaults"
     else:
-        raw = read_toml(Path(path))
+        raw = without_budget_if_steps_given(read_toml(Path(path)))
         source = str(path)
     notes = apply_overrides(raw, overrides)
     config = resolve(raw, source=source, host=host)
@@ -443,6 +443,15 @@ def not_a_string(section: str, key: str, value: Any, expected: str, what: str) -
     return ConfigError(f"{message} ({what})")
 
 
+def without_budget_if_steps_given(raw: dict[str, Any]) -> dict[str, Any]:
+    """A config that gives [train] steps but no `minutes` (a file of yours, or a run's config.toml written
+    before the key existed) means that many steps: its time budget is off, not the built-in 11 minutes."""
+    train = raw.get("train")
+    if isinstance(train, dict) and "steps" in train and "minutes" not in train:
+        train["minutes"] = 0.0
+    return raw
+
+
 def apply_overrides(raw: dict[str, Any], overrides: Iterable[str]) -> list[str]:
     """Apply `--set section.key=value` items to `raw`. A --set that picks another plugin for a section
     (`--set backbone.name=diffusers-unet` over a file that sets the unet's `preset`) drops the keys the file
@@ -474,6 +483,12 @@ def apply_overrides(raw: dict[str, Any], overrides: Iterable[str]) -> list[str]:
         if not isinstance(table, dict):
             raise ConfigError(f"--set {item!r}: {section!r} is not a section")
         table[name] = value
+    given = {(section, name) for _, section, name, _ in parsed}
+    if ("train", "steps") in given and ("train", "minutes") not in given:
+        # `--set train.steps=N` asks for N steps: the time budget of the file or the defaults would cut the
+        # run short without being asked to.
+        # (No note: the start line says "training for N steps".)
+        raw["train"]["minutes"] = 0.0
     return notes
 
 

@@ -22,7 +22,7 @@ def unpadded(batches) -> torch.Tensor:
 @pytest.mark.parametrize("gz", [True, False], ids=["gzipped", "uncompressed"])
 def test_mnist_flat_folder_reads_images_and_labels_in_file_order(places, tmp_path, gz):
     arrays = write_mnist(tmp_path / "mnist", gz=gz)
-    batches = load("dataset.name=mnist", f"dataset.root={tmp_path / 'mnist'}")
+    batches = load("dataset.name=mnist", f"dataset.root={tmp_path / 'mnist'}", "dataset.pad_to=32")
     assert (batches.num_images, batches.channels, batches.image_size) == (20, 1, 32)
     assert torch.equal(unpadded(batches)[:, 0], torch.from_numpy(arrays["train"]))
     assert batches.has_labels
@@ -33,7 +33,8 @@ def test_mnist_flat_folder_reads_images_and_labels_in_file_order(places, tmp_pat
 
 def test_torchvision_layout_and_dotted_names_are_accepted(places, tmp_path):
     arrays = write_mnist(tmp_path / "root" / "FashionMNIST" / "raw", dotted=True)
-    batches = load("dataset.name=fashion-mnist", f"dataset.root={tmp_path / 'root'}", "dataset.split=test")
+    batches = load("dataset.name=fashion-mnist", f"dataset.root={tmp_path / 'root'}", "dataset.split=test",
+                   "dataset.pad_to=32")
     assert batches.num_images == 8
     assert torch.equal(unpadded(batches)[:, 0], torch.from_numpy(arrays["t10k"]))
     assert "Fashion-MNIST test, 8 images" in batches.description
@@ -41,7 +42,8 @@ def test_torchvision_layout_and_dotted_names_are_accepted(places, tmp_path):
 
 def test_split_all_concatenates_train_then_test(places, tmp_path):
     arrays = write_mnist(tmp_path / "m")
-    batches = load("dataset.name=mnist", f"dataset.root={tmp_path / 'm'}", "dataset.split=all")
+    batches = load("dataset.name=mnist", f"dataset.root={tmp_path / 'm'}", "dataset.split=all",
+                   "dataset.pad_to=32")
     assert batches.num_images == 28
     assert torch.equal(unpadded(batches)[:, 0], torch.from_numpy(np.concatenate([arrays["train"], arrays["t10k"]])))
 

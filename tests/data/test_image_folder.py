@@ -123,7 +123,8 @@ def test_mixed_sizes_need_a_size(tmp_path):
     assert "differ in size" in message and "b.png is 20x16" in message and "dataset.size" in message
     streamed = error(f"dataset.path={tmp_path / 'm'}", "dataset.max_memory_mb=0")
     assert "differ in size" in streamed
-    fixed = load("dataset.name=image-folder", f"dataset.path={tmp_path / 'm'}", "dataset.size=12")
+    fixed = load("dataset.name=image-folder", f"dataset.path={tmp_path / 'm'}", "dataset.size=12",
+                 "dataset.pad_to=32")
     assert fixed.image_size == 32 and fixed.num_images == 2  # 12x12, then padded to pad_to
 
 

@@ -32,7 +32,7 @@ def test_uint8_layouts(tmp_path, pixels, layout):
 
 def test_grayscale_nhw(tmp_path, pixels):
     np.save(tmp_path / "g.npy", pixels[:, 0])
-    batches = load("dataset.name=npy", f"dataset.path={tmp_path / 'g.npy'}")
+    batches = load("dataset.name=npy", f"dataset.path={tmp_path / 'g.npy'}", "dataset.pad_to=32")
     assert (batches.channels, batches.image_size) == (1, 32)  # 8x8 padded
     assert torch.equal(batches.real_images(6)[:, 0, 12:20, 12:20], torch.from_numpy(pixels[:, 0]))
     assert batches.flip is False

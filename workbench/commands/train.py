@@ -67,9 +67,9 @@ def fine_tuning_config(initial, overrides: list[str]):
     """The config of a run started with --init-from: the source's stored config as a new run (named by
     --set run.name, else a timestamp), with the --set overrides. A --set that picks another plugin
     (`dataset.name=image-folder`) drops the source's keys of the plugin it replaces (apply_overrides)."""
-    from workbench.config import apply_overrides, resolve
+    from workbench.config import apply_overrides, resolve, without_budget_if_steps_given
 
-    raw = {section: dict(values) for section, values in initial.config.items()}
+    raw = without_budget_if_steps_given({section: dict(values) for section, values in initial.config.items()})
     raw.setdefault("run", {})["name"] = ""
     notes = apply_overrides(raw, overrides)
     cfg = resolve(raw, source=f"--init-from {initial.checkpoint} and --set")

@@ -47,7 +47,7 @@ class SetupScreen(Screen):
         else:
             cfg = form.config
             status.update(f"[green]ready:[/] {cfg.dataset.name} · {cfg.backbone.name} · {cfg.schedule.name} "
-                          f"T={cfg.schedule.timesteps} · {cfg.train.steps} steps × {cfg.train.batch_size}")
+                          f"T={cfg.schedule.timesteps} · {run_length(cfg)} × {cfg.train.batch_size}")
         self.query_one("#setup-info", Static).update(self.describe_choices(form))
         self.refresh_bindings()
 
@@ -74,7 +74,11 @@ class SetupScreen(Screen):
                 text.append(", ".join(f"{k}={v}" for k, v in params.items()) + "\n", style="dim")
             text.append("\n")
         images = cfg.train.steps * cfg.train.batch_size
-        text.append(f"{cfg.train.steps} steps × {cfg.train.batch_size} = {images:,} images seen\n", style="bold")
+        if cfg.train.minutes:
+            text.append(f"about {cfg.train.minutes:g} minutes: the steps that fit, measured as it trains, at most "
+                        f"{cfg.train.steps} × {cfg.train.batch_size} = {images:,} images\n", style="bold")
+        else:
+            text.append(f"{cfg.train.steps} steps × {cfg.train.batch_size} = {images:,} images seen\n", style="bold")
         text.append(f"run folder: {cfg.run.dir}/{cfg.run.name or '<timestamp>'}\n", style="dim")
         text.append("more keys: ddpm-workbench config shows every value", style="dim")
         return text
@@ -90,3 +94,10 @@ class SetupScreen(Screen):
             self.app.bell()
             return
         self.app.start_run(form.config)
+
+
+def run_length(cfg) -> str:
+    """The run's length as the status line shows it: "1000 steps", or "11 min (≤ 2000 steps)" with a budget."""
+    if cfg.train.minutes:
+        return f"{cfg.train.minutes:g} min (≤ {cfg.train.steps} steps)"
+    return f"{cfg.train.steps} steps"
