@@ -34,6 +34,7 @@ def test_chunks_hold_a_fixed_number_of_pixels_and_at_least_one_image():
     assert cpu_chunk_images((1, 28, 28)) == 20
     assert cpu_chunk_images((3, 32, 32)) == 16
     assert cpu_chunk_images((3, 256, 256)) == 1
+    assert cpu_chunk_images((1, 28, 28), torch.bfloat16) == 83  # half-size activations, longer AMX rows
 
 
 def test_a_large_batch_runs_in_chunks_and_gives_what_one_call_gives(monkeypatch):

@@ -150,14 +150,20 @@ def sampling_channels_last(device: torch.device, autocast_dtype: torch.dtype | N
 # page-faulted its output in again (a third of the CPU time was system time at batch 250, one thread) and
 # nothing stayed in cache. 2**14 pixels (20 images of 28x28, 16 of 32x32; the tiny U-Net's largest
 # activation about 6 MiB) was the fastest of 2**12 .. 2**15 and leaves no system time (2**15 still had
-# some); see docs/performance.md. The images of a batch are independent, so chunking changes no result.
+# some). Under bf16 autocast (AMX) activations are half the size and AMX wants longer rows: 2**16 pixels (83
+# images of 28x28) there: forward passes took 2.9-3.1 ms per image at 32-125 images, 3.4 at 16, 4.0 at 250
+# (docs/performance.md).
+# The images of a batch are independent, so chunking changes no result.
 CPU_CHUNK_PIXELS = 2**14
+CPU_CHUNK_PIXELS_BF16 = 2**16
 
 
-def cpu_chunk_images(image_shape) -> int:
-    """Images per network call on a CPU for images of shape (C, H, W) (workbench.sampling.model.CPU_CHUNK_PIXELS)."""
+def cpu_chunk_images(image_shape, autocast_dtype: torch.dtype | None = None) -> int:
+    """Images per network call on a CPU for images of shape (C, H, W): CPU_CHUNK_PIXELS of them in float32,
+    CPU_CHUNK_PIXELS_BF16 under bf16 autocast; at least one image."""
     height, width = int(image_shape[-2]), int(image_shape[-1])
-    return max(1, CPU_CHUNK_PIXELS // max(1, height * width))
+    pixels = CPU_CHUNK_PIXELS if autocast_dtype is None else CPU_CHUNK_PIXELS_BF16
+    return max(1, pixels // max(1, height * width))
 
 
 def model_function(model: torch.nn.Module, device: torch.device, *, labels: torch.Tensor | None = None,
@@ -205,7 +211,7 @@ def model_function(model: torch.nn.Module, device: torch.device, *, labels: torc
         return out.float()
 
     def network(x_t: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
-        size = cpu_chunk_images(x_t.shape) if chunked and x_t.dim() == 4 else x_t.shape[0]
+        size = cpu_chunk_images(x_t.shape, autocast_dtype) if chunked and x_t.dim() == 4 else x_t.shape[0]
         if x_t.shape[0] <= size:
             return call(x_t, t, y)
         t = t.expand(x_t.shape[0]) if t.dim() == 0 else t
