@@ -6,21 +6,33 @@ no host sync inside the step loop; bf16 autocast + channels_last on CUDA).
     python bench/bench_sample.py --device cpu --threads 2
     python bench/bench_sample.py --preset ddpm-cifar10 --batch-size 256 --device cuda
 
+    python bench/bench_sample.py --device cpu --threads 1 --image-size 28 --batch-size 250 --vs-diffusers
+                                                          # ours vs diffusers' DDIM/DDPM pipelines, alternating
+
 Untrained weights (speed does not depend on them). Prints figures; asserts nothing. On a CPU shared with
-other jobs, images per CPU-second of this process is the steadier figure.
+other jobs, images per CPU-second of this process is the steadier figure. On a CPU the first line names it
+(lscpu's model name and its avx2/avx512f/amx flags) and the instruction-set path: set ONEDNN_MAX_CPU_ISA=AVX2
+ATEN_CPU_CAPABILITY=avx2 MKL_ENABLE_INSTRUCTIONS=AVX2 to see an AVX2-only CPU's path on a newer one.
+
+--vs-diffusers runs ours (the real `sample` path: a SamplingBundle, chunks of `cpu_chunk_images`,
+channels_last in float32) and diffusers' DDIMPipeline / DDPMPipeline with a UNet2DModel of the same
+architecture (bench_train.DIFFUSERS_TWINS; tiny only) at the same batch, steps and threads, in float32 and
+with our default precision, taking turns `--rounds` times in one process (machine speed drifts); figures
+are the best round of each. `--unchunked` adds ours without the CPU chunks and channels_last (the path
+before they existed).
 """
 
 from __future__ import annotations
 
 import argparse
 import time
-from types import SimpleNamespace
 
 import torch
 
 from workbench.config import load_config
 from workbench.diffusion import GaussianDiffusion, build_sampler
 from workbench.sampling.generate import SampleSettings, generate, resolve_device
+from workbench.sampling.model import SamplingBundle
 from workbench.backbones import build_backbone, count_parameters, flops_per_image
 
 RUNS = (("ddpm", 1000), ("ddim", 50), ("dpm-solver++", 20))
@@ -33,8 +45,9 @@ def bundle_for(preset: str, device: torch.device, channels: int, image_size: int
     flops = flops_per_image(model, channels, image_size)
     model = model.to(device).eval()
     diffusion = GaussianDiffusion.from_config(cfg).to(device)
-    return cfg, SimpleNamespace(model=model, diffusion=diffusion, cfg=cfg, channels=channels,
-                                image_size=image_size), flops
+    # a SamplingBundle, as load_for_sampling gives `sample`: generate may move its model to channels_last
+    return cfg, SamplingBundle(model=model, diffusion=diffusion, cfg=cfg, step=0, channels=channels,
+                               image_size=image_size, checkpoint_path=None), flops
 
 
 def sampler_for(cfg, name: str, steps: int):
@@ -55,6 +68,114 @@ def time_run(bundle, sampler, settings: SampleSettings, device: torch.device) ->
     return settings.n / wall, settings.n / cpu
 
 
+ISA_VARIABLES = ("ONEDNN_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY", "MKL_ENABLE_INSTRUCTIONS")
+
+
+def cpu_description() -> str:
+    """'Intel(R) Xeon(R) Processor [avx2 avx512f amx], native path' from lscpu and the ISA variables."""
+    import os
+    import subprocess
+
+    try:
+        text = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        text = ""
+    fields = dict(line.split(":", 1) for line in text.splitlines() if ":" in line)
+    model = fields.get("Model name", "unknown CPU").strip()
+    flags = set(fields.get("Flags", "").split())
+    shown = [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_tile") if f in flags]
+    forced = [f"{name}={os.environ[name]}" for name in ISA_VARIABLES if os.environ.get(name)]
+    path = f"path limited by {' '.join(forced)}" if forced else "native path"
+    return f"{model} [{' '.join(shown) or 'no avx2'}], {path}"
+
+
+def diffusers_pipeline(kind: str, image_size: int, channels: int, device: torch.device):
+    """diffusers' DDIMPipeline or DDPMPipeline around a UNet2DModel twin of the tiny preset, linear betas."""
+    from diffusers import DDIMPipeline, DDIMScheduler, DDPMPipeline, DDPMScheduler, UNet2DModel
+
+    from bench_train import DIFFUSERS_TWINS
+
+    torch.manual_seed(0)
+    unet = UNet2DModel(sample_size=image_size, in_channels=channels, out_channels=channels, flip_sin_to_cos=False,
+                       freq_shift=1, downsample_padding=0, **DIFFUSERS_TWINS["tiny"]).to(device).eval()
+    scheduler = dict(num_train_timesteps=1000, beta_schedule="linear", beta_start=1e-4, beta_end=0.02)
+    if kind == "ddim":
+        pipe = DDIMPipeline(unet=unet, scheduler=DDIMScheduler(**scheduler))
+    else:
+        pipe = DDPMPipeline(unet=unet, scheduler=DDPMScheduler(**scheduler))
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def cpu_seconds() -> float:
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def versus_diffusers(args, device: torch.device) -> None:
+    """Ours vs diffusers' pipelines, alternating rounds in this process; images per wall and CPU second."""
+    import workbench.sampling.generate as generate_module
+    from workbench.sampling.model import model_function
+
+    if args.preset != "tiny":
+        raise SystemExit("--vs-diffusers: only the tiny preset has a diffusers twin here")
+    cfg, bundle, flops = bundle_for(args.preset, device, args.channels, args.image_size)
+    n = args.batch_size * args.batches
+
+    def unchunked(*a, **kw):
+        return model_function(*a, **{**kw, "chunk": False, "channels_last": False})
+
+    def ours(sampler_name: str, steps: int, precision: str, legacy: bool = False):
+        def run():
+            generate_module.model_function = unchunked if legacy else model_function
+            bundle.model.to(memory_format=torch.contiguous_format)
+            try:
+                generate(bundle, sampler_for(cfg, sampler_name, steps),
+                         SampleSettings(n=n, steps=steps, batch_size=args.batch_size, precision=precision), device=device)
+            finally:
+                generate_module.model_function = model_function
+        return run
+
+    def theirs(kind: str, steps: int):
+        pipe = diffusers_pipeline(kind, args.image_size, args.channels, device)
+
+        def run():
+            with torch.inference_mode():
+                for _ in range(args.batches):
+                    pipe(batch_size=args.batch_size, num_inference_steps=steps, output_type="np",
+                         generator=torch.Generator().manual_seed(0))
+        return run
+
+    runs = {}
+    for kind, steps in ((name, steps) for name in ("ddim", "ddpm") for steps in args.vs_steps):
+        runs[f"ours {kind}-{steps} fp32"] = ours(kind, steps, "fp32")
+        runs[f"ours {kind}-{steps} auto"] = ours(kind, steps, "auto")
+        if args.unchunked:
+            runs[f"ours {kind}-{steps} fp32 unchunked"] = ours(kind, steps, "fp32", legacy=True)
+            runs[f"ours {kind}-{steps} auto unchunked"] = ours(kind, steps, "auto", legacy=True)
+        runs[f"diffusers {kind}-{steps} fp32"] = theirs(kind, steps)
+    best: dict[str, tuple[float, float]] = {}
+    for _ in range(args.rounds):
+        for label, run in runs.items():
+            wall, cpu = time.perf_counter(), cpu_seconds()
+            run()
+            wall, cpu = time.perf_counter() - wall, cpu_seconds() - cpu
+            old = best.get(label)
+            best[label] = (min(wall, old[0]) if old else wall, min(cpu, old[1]) if old else cpu)
+    print(f"{n} images per measurement, batch {args.batch_size}, {args.channels}x{args.image_size}x{args.image_size}, "
+          f"tiny U-Net ({count_parameters(bundle.model):,} params), {torch.get_num_threads()} threads, best of "
+          f"{args.rounds} alternating rounds (the first warms up); auto = {generate_module.sampling_dtype('auto', device) or 'fp32'}")
+    for label, (wall, cpu) in best.items():
+        steps = int(label.split()[1].split("-")[1])
+        print(f"{label:>34}: {n / cpu:7.2f} images per CPU-second ({cpu * 1e3 / n / steps:6.2f} ms CPU per "
+              f"image-step), {n / wall:7.2f} images/s wall")
+    if device.type == "cpu":
+        print("per 1,000 images: " + ", ".join(f"{label} {1000 / n * cpu / 60:.1f} CPU-min"
+                                               for label, (_, cpu) in best.items()))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", default="tiny", help="unet preset (default: tiny)")
@@ -68,7 +189,14 @@ def main() -> None:
     parser.add_argument("--shared-noise", action="store_true",
                         help="one noise generator per batch instead of one stream per image (what per-image streams "
                              "cost: on a GPU each image's draw is its own kernel launch)")
+    parser.add_argument("--vs-diffusers", action="store_true",
+                        help="ours vs diffusers' DDIMPipeline/DDPMPipeline (tiny preset), alternating rounds")
+    parser.add_argument("--vs-steps", default="50", help="with --vs-diffusers: comma-separated step counts (default: 50)")
+    parser.add_argument("--rounds", type=int, default=2, help="with --vs-diffusers: alternating rounds (default: 2)")
+    parser.add_argument("--unchunked", action="store_true",
+                        help="with --vs-diffusers: also ours without CPU chunks and channels_last (the earlier path)")
     args = parser.parse_args()
+    args.vs_steps = [int(s) for s in args.vs_steps.split(",") if s.strip()]
     if args.shared_noise:
         import workbench.sampling.generate as generate_module
 
@@ -78,6 +206,11 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
+    if device.type == "cpu":
+        print(f"CPU: {cpu_description()}")
+    if args.vs_diffusers:
+        versus_diffusers(args, device)
+        return
     cfg, bundle, flops = bundle_for(args.preset, device, args.channels, args.image_size)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu, {torch.get_num_threads()} threads"
     precision = "bf16 autocast, channels_last" if device.type == "cuda" else "fp32"

@@ -3,8 +3,9 @@
 The batch stays on the device for the whole reverse process; the only host syncs are the copy of each
 finished batch to the CPU (as uint8) and, for a progression, the kept frames after the first batch. With
 precision "auto" the network runs under bf16 autocast where training does (CUDA GPUs with bf16, CPUs with
-AMX), with channels_last memory on CUDA; its output is cast back to float32 so the sampler's arithmetic
-stays in full precision.
+AMX), with channels_last memory on CUDA and in float32 on a CPU; its output is cast back to float32 so the
+sampler's arithmetic stays in full precision. On a CPU the network sees at most `cpu_chunk_images` images at
+a time (workbench.sampling.model), whatever the batch size.
 
 Image i always starts from the same noise x_T (see `workbench.sampling.seeding`), whatever the batch size.
 """
@@ -17,7 +18,7 @@ from typing import Any, Callable
 import torch
 
 from workbench.pictures import to_uint8
-from workbench.sampling.model import model_function, sampling_dtype
+from workbench.sampling.model import SamplingBundle, model_function, sampling_channels_last, sampling_dtype
 from workbench.sampling.seeding import starting_noise, step_noise_generators
 
 
@@ -88,6 +89,9 @@ def generate(bundle: Any, sampler: Any, settings: SampleSettings, *, device: tor
     classes = class_count(bundle.cfg)
     all_labels = image_labels(settings.n, classes, settings.label, settings.labels)
     dtype = sampling_dtype(settings.precision, device)
+    # Only a model loaded for sampling (load_for_sampling) is moved to another memory format: a live training
+    # model (evaluation during training) keeps the format its optimizer and compiled graphs were built with.
+    channels_last = sampling_channels_last(device, dtype) if isinstance(bundle, SamplingBundle) else None
     chunks: list[torch.Tensor] = []
     with torch.inference_mode():
         for start in range(0, settings.n, settings.batch_size):
@@ -96,7 +100,8 @@ def generate(bundle: Any, sampler: Any, settings: SampleSettings, *, device: tor
             labels = all_labels[start:start + count].to(device) if all_labels is not None else None
             callback = _combine(on_step, first_batch_callback if start == 0 else None)
             model_fn = model_function(bundle.model, device, labels=labels, guidance=settings.guidance,
-                                      null_label=classes or None, autocast_dtype=dtype)
+                                      null_label=classes or None, autocast_dtype=dtype,
+                                      channels_last=channels_last)
             images = sample_images(model_fn, bundle.diffusion, sampler, (count, *shape),
                                    steps=settings.steps, generator=step_noise_generators(settings.seed, start, count, device),
                                    device=device, clip_x0=settings.clip_x0,

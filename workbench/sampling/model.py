@@ -136,18 +136,52 @@ def null_label_of(model: torch.nn.Module) -> int | None:
     return int(value) if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
 
 
+def sampling_channels_last(device: torch.device, autocast_dtype: torch.dtype | None) -> bool:
+    """Whether a model loaded for sampling runs in channels_last memory: on CUDA, and on a CPU in float32,
+    where oneDNN's convolutions of the tiny U-Net were 1.13x faster in it on the AVX2 path and about even with
+    AVX-512; not under bf16 on a CPU, where it was 1.5x slower (docs/performance.md). Float32 images stay the
+    same at any batch size either way, but differ from NCHW ones in the last bits."""
+    device = torch.device(device)
+    return device.type == "cuda" or (device.type == "cpu" and autocast_dtype is None)
+
+
+# On a CPU the network runs on at most this many pixels (images x H x W) at a time. Larger batches made
+# every activation a fresh mmap of tens of MiB that glibc returns to the kernel when freed, so each layer
+# page-faulted its output in again (a third of the CPU time was system time at batch 250, one thread) and
+# nothing stayed in cache. 2**14 pixels (20 images of 28x28, 16 of 32x32; the tiny U-Net's largest
+# activation about 6 MiB) was the fastest of 2**12 .. 2**15 and leaves no system time (2**15 still had
+# some). Under bf16 autocast (AMX) activations are half the size and AMX wants longer rows: 2**16 pixels (83
+# images of 28x28) there: forward passes took 2.9-3.1 ms per image at 32-125 images, 3.4 at 16, 4.0 at 250
+# (docs/performance.md).
+# The images of a batch are independent, so chunking changes no result.
+CPU_CHUNK_PIXELS = 2**14
+CPU_CHUNK_PIXELS_BF16 = 2**16
+
+
+def cpu_chunk_images(image_shape, autocast_dtype: torch.dtype | None = None) -> int:
+    """Images per network call on a CPU for images of shape (C, H, W): CPU_CHUNK_PIXELS of them in float32,
+    CPU_CHUNK_PIXELS_BF16 under bf16 autocast; at least one image."""
+    height, width = int(image_shape[-2]), int(image_shape[-1])
+    pixels = CPU_CHUNK_PIXELS if autocast_dtype is None else CPU_CHUNK_PIXELS_BF16
+    return max(1, pixels // max(1, height * width))
+
+
 def model_function(model: torch.nn.Module, device: torch.device, *, labels: torch.Tensor | None = None,
                    guidance: float = 1.0, null_label: int | None = None,
-                   autocast_dtype: torch.dtype | None = None, channels_last: bool | None = None) -> ModelFn:
+                   autocast_dtype: torch.dtype | None = None, channels_last: bool | None = None,
+                   chunk: bool | None = None) -> ModelFn:
     """`model_fn(x_t, t)` for `workbench.diffusion.sample_images`: the network under autocast to
     `autocast_dtype` (None: float32), its input in channels_last memory (default: on CUDA, where the model is
-    moved to it too) and TF32 matmuls on CUDA; class `labels` (B,) passed as y; the output always float32.
+    moved to it too; `sampling_channels_last` is the rule of a model owned by sampling) and TF32 matmuls on CUDA; class `labels` (B,) passed as y; the output always float32.
 
     Classifier-free guidance (Ho & Salimans 2022) happens here, on the network's raw output (eps, x0 or v),
     so `make_denoiser` converts the guided output to x0 like any other and every sampler gets it without
     cooperation: `guidance` W = 1 is the plain conditional output, W = 0 the unconditional one (labels
     replaced by `null_label`, default `null_label_of(model)`), other W run both in ONE forward pass of twice
     the batch (labels, then the no-label class) and return eps_uncond + W (eps_cond - eps_uncond).
+
+    On a CPU (`chunk` None or True; False turns it off) a large batch goes through the network in pieces of
+    `cpu_chunk_images` images, concatenated: the same numbers, without the memory churn of huge activations.
 
     A sampler may evaluate a larger batch than it was given: the labels repeat to fit."""
     device = torch.device(device)
@@ -168,11 +202,21 @@ def model_function(model: torch.nn.Module, device: torch.device, *, labels: torc
             raise ValueError(f"guidance = {guidance:g} needs the no-label class of {type(model).__name__}; "
                              "pass null_label (the backbone's num_classes)")
 
-    def network(x_t: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
+    chunked = device.type == "cpu" if chunk is None else bool(chunk)
+
+    def call(x_t: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
         kwargs = {} if y is None else {"y": y}
         with torch.autocast(device.type, dtype=autocast_dtype or torch.float32, enabled=autocast_dtype is not None):
             out = model(x_t.contiguous(memory_format=memory_format), t, **kwargs)
         return out.float()
+
+    def network(x_t: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
+        size = cpu_chunk_images(x_t.shape, autocast_dtype) if chunked and x_t.dim() == 4 else x_t.shape[0]
+        if x_t.shape[0] <= size:
+            return call(x_t, t, y)
+        t = t.expand(x_t.shape[0]) if t.dim() == 0 else t
+        return torch.cat([call(x_t[i:i + size], t[i:i + size], None if y is None else y[i:i + size])
+                          for i in range(0, x_t.shape[0], size)])
 
     def model_fn(x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         if labels is None or guidance == 1.0:
