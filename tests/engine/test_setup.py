@@ -25,6 +25,14 @@ def test_auto_precision_on_cpu_is_bf16_only_with_amx(monkeypatch, amx, expected)
     assert setup.resolve_precision(train_section(channels_last=True), torch.device("cpu")).channels_last
 
 
+@pytest.mark.parametrize("isa", ["AVX2", "avx512_core_bf16", "SSE41"])
+def test_a_onednn_isa_cap_below_amx_means_no_amx(monkeypatch, isa):
+    # bf16 autocast would then run emulated (several times slower than fp32): "auto" must pick fp32
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", isa)
+    assert setup.cpu_has_amx() is False
+    assert setup.resolve_precision(train_section(), torch.device("cpu")).name == "fp32"
+
+
 def test_batch_is_split_over_ranks_then_micro_batches():
     assert setup.check_batch_sizes(train_section(batch_size=64, grad_accum=2), 4) == (16, 8)
     with pytest.raises(ConfigError, match="not divisible by the 3 ranks"):

@@ -9,6 +9,7 @@ A user error anywhere in here (bad config value, missing dataset, unreadable che
 from __future__ import annotations
 
 import contextlib
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -51,7 +52,12 @@ class Precision:
 
 def cpu_has_amx() -> bool:
     """Whether this CPU multiplies bf16 matrices in hardware (Intel AMX, Sapphire Rapids and newer), where
-    oneDNN trains the U-Nets about 2x faster under bf16 autocast than in fp32."""
+    oneDNN trains the U-Nets about 2x faster under bf16 autocast than in fp32. Not when ONEDNN_MAX_CPU_ISA
+    caps oneDNN below AMX (e.g. AVX2, as bench/bench_step.py uses to see an AVX2-only CPU's path): bf16 would
+    then run emulated, several times slower than fp32."""
+    isa = os.environ.get("ONEDNN_MAX_CPU_ISA", "").strip().upper()
+    if isa and isa not in ("ALL", "DEFAULT") and "AMX" not in isa:
+        return False
     probe = getattr(torch.cpu, "_is_amx_tile_supported", None)
     try:
         return bool(probe()) if probe is not None else False
