@@ -127,7 +127,7 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "name": K("unet", "denoising network plugin"),
     },
     "train": {
-        "steps": K(2000, "optimizer steps to train for; with train.minutes, the most the run may take", min=1, max=STEPS_MAX),
+        "steps": K(3000, "optimizer steps to train for; with train.minutes, the most the run may take", min=1, max=STEPS_MAX),
         "minutes": K(11.0, "train for about this many minutes, the whole run included (start-up, previews, the "
                           "final checkpoint): the steps are set from the measured speed, at most train.steps; "
                           "0 = off", min=0.0, max=1e7),
@@ -147,7 +147,7 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "ema_decay": K(0.999, "EMA decay of the weights used for samples; 0 = no EMA", min=0.0, max=1.0),
         "ema_warmup": K(True, "ramp EMA decay as min(decay, (1 + step) / (10 + step))"),
         "prediction": K("v", "what the network predicts: eps, x0 or v", choices=("eps", "x0", "v")),
-        "loss_weighting": K("uniform", "uniform (L_simple) or min-snr (Hang et al. 2023)",
+        "loss_weighting": K("min-snr", "uniform (L_simple) or min-snr (Hang et al. 2023)",
                             choices=("uniform", "min-snr")),
         "min_snr_gamma": K(5.0, "gamma for min-snr weighting", min=0.0, min_exclusive=True),
         "precision": K("auto", "auto (bf16 on GPU and on CPUs with AMX, else fp32), fp32, bf16 or fp16",
@@ -171,8 +171,8 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "keep_best": K(True, "keep checkpoints/best.pt: the weights of the best evaluation so far"),
     },
     "sample": {
-        "name": K("ddpm", "sampler plugin used for previews and `ddpm-workbench sample`"),
-        "steps": K(100, "sampling steps (at most schedule.timesteps)", min=1, max=100_000),
+        "name": K("dpm-solver++", "sampler plugin used for previews and `ddpm-workbench sample`"),
+        "steps": K(20, "sampling steps (at most schedule.timesteps)", min=1, max=100_000),
         "n": K(16, "images in each sample grid", min=1, max=1024),
         "clip_x0": K(True, "clip the predicted x0 to [-1, 1]"),
         "dynamic_threshold": K(0.0, "dynamic thresholding percentile (Saharia et al. 2022); 0 = off",
