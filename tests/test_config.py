@@ -148,13 +148,13 @@ def test_the_note_about_dropped_keys_reaches_stderr(tmp_path, monkeypatch, capsy
 
 def test_the_default_run_has_a_time_budget_that_a_step_count_of_your_own_turns_off(tmp_path):
     shipped = Path(__file__).resolve().parents[1] / "workbench.toml"
-    assert (load_config(None, search_cwd=False).train.minutes, load_config(shipped).train.minutes) == (11, 11)
+    assert (load_config(None, search_cwd=False).train.minutes, load_config(shipped).train.minutes) == (10, 10)
     # --set train.steps asks for that many steps, over the defaults and over the shipped file alike
     assert load_config(None, ["train.steps=50"], search_cwd=False).train.minutes == 0
     assert load_config(shipped, ["train.steps=50"]).train.minutes == 0
     both = load_config(shipped, ["train.steps=50", "train.minutes=2"])
     assert (both.train.steps, both.train.minutes) == (50, 2)
-    assert load_config(shipped, ["train.lr=1e-4"]).train.minutes == 11  # other keys leave the budget alone
+    assert load_config(shipped, ["train.lr=1e-4"]).train.minutes == 10  # other keys leave the budget alone
     # a file of yours (or a run's config.toml from before train.minutes existed) that gives steps alone
     mine = tmp_path / "mine.toml"
     mine.write_text("[train]\nsteps = 300\n")

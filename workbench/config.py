@@ -128,7 +128,7 @@ SCHEMA: dict[str, dict[str, Key]] = {
     },
     "train": {
         "steps": K(3000, "optimizer steps to train for; with train.minutes, the most the run may take", min=1, max=STEPS_MAX),
-        "minutes": K(11.0, "train for about this many minutes, the whole run included (start-up, previews, the "
+        "minutes": K(10.0, "train for about this many minutes, the whole run included (start-up, previews, the "
                           "final checkpoint): the steps are set from the measured speed, at most train.steps; "
                           "0 = off", min=0.0, max=1e7),
         "batch_size": K(64, "global batch size (split across torchrun ranks)", min=1, max=BATCH_MAX),
@@ -445,7 +445,7 @@ def not_a_string(section: str, key: str, value: Any, expected: str, what: str) -
 
 def without_budget_if_steps_given(raw: dict[str, Any]) -> dict[str, Any]:
     """A config that gives [train] steps but no `minutes` (a file of yours, or a run's config.toml written
-    before the key existed) means that many steps: its time budget is off, not the built-in 11 minutes."""
+    before the key existed) means that many steps: its time budget is off, not the built-in 10 minutes."""
     train = raw.get("train")
     if isinstance(train, dict) and "steps" in train and "minutes" not in train:
         train["minutes"] = 0.0

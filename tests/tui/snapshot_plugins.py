@@ -34,3 +34,4 @@ def register_backbones(register):
 def register_samplers(register):
     register("ddim", _never, params={"eta": 0.0}, description="DDIM", reference="Song et al. 2021")
     register("ddpm", _never, params={}, description="ancestral sampling", reference="Ho et al. 2020")
+    register("dpm-solver++", _never, params={}, description="DPM-Solver++(2M)", reference="Lu et al. 2022")
