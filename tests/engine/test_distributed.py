@@ -26,6 +26,18 @@ REPO = Path(__file__).resolve().parents[2]
 TOLERANCE = 1e-5  # relative, per logged loss; measured differences are ~1e-7, step-to-step changes ~1e-2
 
 
+def train_two_gloo_ranks(tmp_path, cfg) -> subprocess.CompletedProcess:
+    """`ddpm-workbench train` of `cfg` under torchrun with 2 CPU ranks, into tmp_path/ddp; it must succeed."""
+    (tmp_path / "ddp.toml").write_text(cfg.to_toml())
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1"}
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+               "-m", "workbench", "train", "--config", str(tmp_path / "ddp.toml"), "--run-dir",
+               str(tmp_path / "ddp"), "--plain"]
+    done = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done
+
+
 @pytest.mark.slow
 def test_two_gloo_ranks_match_one_process_with_the_same_global_batch(tmp_path):
     image = np.zeros((16, 16), dtype=np.uint8)
@@ -34,14 +46,7 @@ def test_two_gloo_ranks_match_one_process_with_the_same_global_batch(tmp_path):
     cfg = tiny_config(tmp_path / "runs", "dataset.name=npy", f"dataset.path={tmp_path / 'same.npy'}",
                       "train.steps=8", "train.log_every=1", "train.sample_every=0", "train.checkpoint_every=0",
                       "train.batch_size=8")
-    (tmp_path / "ddp.toml").write_text(cfg.to_toml())
-
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1"}
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-               "-m", "workbench", "train", "--config", str(tmp_path / "ddp.toml"), "--run-dir",
-               str(tmp_path / "ddp"), "--plain"]
-    done = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-3000:]
+    done = train_two_gloo_ranks(tmp_path, cfg)
 
     single = train(cfg, run_dir=tmp_path / "single")
     two = [m for m in jsonl(tmp_path / "ddp" / "metrics.jsonl")]
@@ -62,13 +67,7 @@ def test_under_torchrun_rank_0_decides_train_minutes_and_every_rank_trains_to_it
     that missed it would train on to the cap and hang in its next collective (the timeout fails the test)."""
     cfg = tiny_config(tmp_path / "runs", "train.steps=100000", "train.minutes=0.2", "train.warmup_steps=20",
                       "train.log_every=5", "train.sample_every=0", "train.checkpoint_every=0")
-    (tmp_path / "ddp.toml").write_text(cfg.to_toml())
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1"}
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-               "-m", "workbench", "train", "--config", str(tmp_path / "ddp.toml"), "--run-dir",
-               str(tmp_path / "ddp"), "--plain"]
-    done = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-3000:]
+    done = train_two_gloo_ranks(tmp_path, cfg)
     events = jsonl(tmp_path / "ddp" / "events.jsonl")
     lengths = [e for e in events if e["kind"] == "length"]
     finished = [e for e in events if e["kind"] == "finished"]
