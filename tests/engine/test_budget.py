@@ -80,7 +80,7 @@ def test_the_decision_waits_for_a_steady_window():
     assert not ready_to_decide(timed_steps=DECIDE_MIN_STEPS - 1, timed_seconds=60.0, **common)
     assert not ready_to_decide(timed_steps=DECIDE_MIN_STEPS, timed_seconds=DECIDE_MIN_SECONDS - 1, **common)
     assert ready_to_decide(timed_steps=DECIDE_MIN_STEPS, timed_seconds=DECIDE_MIN_SECONDS, **common)
-    # before the warmup ends (fast steps), and after half a short budget
+    # before the warmup ends (fast steps), and after a quarter of a short budget
     assert ready_to_decide(timed_steps=DECIDE_MIN_STEPS, timed_seconds=1.0, step=99, warmup_steps=100,
                            elapsed_s=10.0, budget_s=600.0)
     assert ready_to_decide(timed_steps=DECIDE_MIN_STEPS, timed_seconds=1.0, step=20, warmup_steps=100,

@@ -16,7 +16,7 @@ from workbench.engine.optim import lr_for_config
 from workbench.engine.rundir import RunDirectory
 
 CAP = 100_000  # far more steps than 6 s allow at any speed
-# warmup 20: the decision (10 timed steps after the first 3, or half the budget) comes before it ends, so the
+# warmup 20: the decision (10 timed steps after the first 3, or a quarter of the budget) comes before it ends, so the
 # cosine schedule is exactly that of a run configured with the decided steps
 SHORT = ["train.minutes=0.1", f"train.steps={CAP}", "train.warmup_steps=20", "train.log_every=5",
          "train.sample_every=0", "train.checkpoint_every=0"]
@@ -132,3 +132,12 @@ def test_status_total_steps_follows_the_length_event(tmp_path):
     run.write_status("running", total_steps=1000)
     run.record(LengthSet(total_steps=700, minutes=11.0, seconds_per_step=0.95))
     assert run.read_status()["total_steps"] == 700 and run.read_status()["state"] == "running"
+
+
+def test_before_the_decision_the_eta_is_that_of_the_budget_not_of_the_cap(budget_run):
+    _, run, recorder = budget_run
+    decided_at = recorder.of("length")[0].step
+    early = [m for m in jsonl(run.metrics_path) if m["step"] <= decided_at]
+    assert early, "the first log step should come before the decision (log_every = 5, 10 timed steps needed)"
+    # the cap's ETA would be ~100,000 steps' worth (hours); the budget leaves 6 s
+    assert all(0 <= m["eta_s"] < 60 for m in early), [m["eta_s"] for m in early]

@@ -18,15 +18,17 @@ from dataclasses import dataclass
 # WHEN TO DECIDE. Steps 0-2 of a process are not timed: oneDNN (cuDNN) creates its kernels for each new shape
 # there, the allocator grows, and a torch.compile'd model compiles in step 0. From then on the trainer times
 # steps (previews, checkpoints and pauses left out) and decides at the first step with at least
-# DECIDE_MIN_STEPS timed steps and DECIDE_MIN_SECONDS of them: on a 2-core CPU (0.6-1.5 s per default step)
-# that is 10-25 steps, 15 s of a 12-minute budget, and per-step jitter of a shared machine (a few percent
-# from step to step) averages out; on a GPU (~0.05 s per step) 15 s would be 300 steps, so it decides at the
-# end of the learning-rate warmup instead when that comes first (the warmup does not depend on the length,
-# so deciding before it ends gives exactly the cosine schedule of a run configured with the decided steps),
-# and after half the budget at the latest (a budget of a few seconds).
+# DECIDE_MIN_STEPS timed steps and DECIDE_MIN_SECONDS of them: on a 2-core CPU (0.45-1 s per default step)
+# that is 60-130 steps, a tenth of a 10-minute budget. Not less: the default run's first 15 s ran 76 img/s on
+# the AVX2 path and the rest 57-65 (both runs measured so; a shared VM's CPU slows after a burst), and a
+# decision on the first 15 s ended the 11-minute run after 12.1. It decides at the end of the learning-rate
+# warmup instead when that comes first (on a GPU, or with AMX: the default's 100 warmup steps take ~45 s
+# there; the warmup does not depend on the length, so deciding before it ends gives exactly the cosine
+# schedule of a run configured with the decided steps), and after a quarter of the budget at the latest (a
+# budget of a few seconds). Before it decides, the ETA is that of the length it would decide now.
 STEADY_AFTER_STEPS = 3
 DECIDE_MIN_STEPS = 10
-DECIDE_MIN_SECONDS = 15.0
+DECIDE_MIN_SECONDS = 60.0
 # What the decision leaves unplanned: the speed varies by a few percent over a run on a shared machine, and
 # writing the PNGs, fsync of checkpoints and the process exit are not measured.
 SAFETY_MARGIN = 0.03
@@ -39,7 +41,7 @@ def ready_to_decide(*, timed_steps: int, timed_seconds: float, step: int, warmup
     timed_steps, timed_seconds: steady steps timed so far and their seconds; step: the next step to train."""
     if timed_steps < DECIDE_MIN_STEPS:
         return False
-    return timed_seconds >= DECIDE_MIN_SECONDS or step + 1 >= warmup_steps or elapsed_s >= budget_s / 2
+    return timed_seconds >= DECIDE_MIN_SECONDS or step + 1 >= warmup_steps or elapsed_s >= budget_s / 4
 
 
 def network_calls_per_grid(sampler: str, steps: int) -> int:

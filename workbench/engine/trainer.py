@@ -368,7 +368,12 @@ class Trainer:
         if per_step is None or not per_step > 0:
             return float("nan")
         last_checkpoint = run.last_checkpoint[0] if run.last_checkpoint is not None else -1
-        return eta_seconds(step=run.step, total=self.cfg.train.steps, seconds_per_step=per_step,
+        total, train = self.cfg.train.steps, self.cfg.train
+        if train.minutes and not self.length_decided:  # the length it would decide now, not the cap
+            total = decide_total_steps(budget_s=60.0 * train.minutes, elapsed_s=self._wall(),
+                                       seconds_per_step=per_step, step=run.step, cap=total,
+                                       overheads=self._overheads())
+        return eta_seconds(step=run.step, total=total, seconds_per_step=per_step,
                            overheads=self._overheads(), previews_through=max(run.step - 1, run.last_sample_step),
                            checkpoints_through=max(run.step - 1, last_checkpoint), evaluations_through=run.step - 1)
 
