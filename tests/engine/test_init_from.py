@@ -32,7 +32,8 @@ def first_batch_loss(cfg, model) -> float:
     t = run.diffusion.sample_timesteps(run.micro_batch, run.device, run.noise_generator)
     noise = randn(tuple(x.shape), run.noise_generator, run.device)
     with torch.no_grad():
-        losses, _ = run.diffusion.training_losses(model, x, t=t, noise=noise)
+        losses, _ = run.diffusion.training_losses(model, x, t=t, noise=noise, weighting=cfg.train.loss_weighting,
+                                                  min_snr_gamma=cfg.train.min_snr_gamma)
     return float(losses.mean())
 
 
