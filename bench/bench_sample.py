@@ -68,27 +68,6 @@ def time_run(bundle, sampler, settings: SampleSettings, device: torch.device) ->
     return settings.n / wall, settings.n / cpu
 
 
-ISA_VARIABLES = ("ONEDNN_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY", "MKL_ENABLE_INSTRUCTIONS")
-
-
-def cpu_description() -> str:
-    """'Intel(R) Xeon(R) Processor [avx2 avx512f amx], native path' from lscpu and the ISA variables."""
-    import os
-    import subprocess
-
-    try:
-        text = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10).stdout
-    except (OSError, subprocess.SubprocessError):
-        text = ""
-    fields = dict(line.split(":", 1) for line in text.splitlines() if ":" in line)
-    model = fields.get("Model name", "unknown CPU").strip()
-    flags = set(fields.get("Flags", "").split())
-    shown = [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_tile") if f in flags]
-    forced = [f"{name}={os.environ[name]}" for name in ISA_VARIABLES if os.environ.get(name)]
-    path = f"path limited by {' '.join(forced)}" if forced else "native path"
-    return f"{model} [{' '.join(shown) or 'no avx2'}], {path}"
-
-
 def diffusers_pipeline(kind: str, image_size: int, channels: int, device: torch.device):
     """diffusers' DDIMPipeline or DDPMPipeline around a UNet2DModel twin of the tiny preset, linear betas."""
     from diffusers import DDIMPipeline, DDIMScheduler, DDPMPipeline, DDPMScheduler, UNet2DModel
@@ -207,7 +186,9 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
     if device.type == "cpu":
-        print(f"CPU: {cpu_description()}")
+        from bench_train import cpu_name
+
+        print(f"CPU: {cpu_name()}")
     if args.vs_diffusers:
         versus_diffusers(args, device)
         return

@@ -156,9 +156,7 @@ def main() -> int:
         torch.set_num_threads(args.threads)
     if args.compile:
         args.set.append("train.compile=true")
-    isa = os.environ.get("ONEDNN_MAX_CPU_ISA")
-    print(f"{cpu_name()}, {torch.get_num_threads()} threads, torch {torch.__version__}"
-          + (f"; capped at {isa} (ONEDNN_MAX_CPU_ISA)" if isa else ""), flush=True)
+    print(f"{cpu_name()}, {torch.get_num_threads()} threads, torch {torch.__version__}", flush=True)
     breakdown(args)
     if not args.no_variants:
         variants(args)

@@ -151,8 +151,16 @@ def interleaved(contestants: dict, args, channels: int, precision_name: str) -> 
     return times
 
 
+# Environment variables that cap the instruction sets torch's CPU kernels use (oneDNN, ATen, MKL): set to AVX2
+# on a newer Xeon they show an AVX2-only CPU's path.
+ISA_VARIABLES = ("ONEDNN_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY", "MKL_ENABLE_INSTRUCTIONS")
+
+
 def cpu_name() -> str:
-    """The CPU's model name and the SIMD features that decide our kernels (lscpu's words), for every figure."""
+    """The CPU's model name and the SIMD features that decide our kernels (lscpu's words), for every figure,
+    and the instruction-set path when ISA_VARIABLES cap it."""
+    forced = [f"{name}={os.environ[name]}" for name in ISA_VARIABLES if os.environ.get(name)]
+    path = f", path limited by {' '.join(forced)}" if forced else ""
     info = {}
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -161,10 +169,10 @@ def cpu_name() -> str:
     except OSError:
         import platform
 
-        return platform.processor() or "unknown CPU"
+        return (platform.processor() or "unknown CPU") + path
     flags = set(info.get("flags", "").split())
     simd = [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if f in flags]
-    return f"{info.get('model name', 'unknown CPU')} ({', '.join(simd) or 'no AVX2'})"
+    return f"{info.get('model name', 'unknown CPU')} ({', '.join(simd) or 'no AVX2'}){path}"
 
 
 def main() -> int:

@@ -127,7 +127,8 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "name": K("unet", "denoising network plugin"),
     },
     "train": {
-        "steps": K(3000, "optimizer steps to train for; with train.minutes, the most the run may take", min=1, max=STEPS_MAX),
+        "steps": K(3000, "optimizer steps to train for; with train.minutes, the most the run may take", min=1,
+                   max=STEPS_MAX),
         "minutes": K(10.0, "train for about this many minutes, the whole run included (start-up, previews, the "
                           "final checkpoint): the steps are set from the measured speed, at most train.steps; "
                           "0 = off", min=0.0, max=1e7),

@@ -197,8 +197,7 @@ def length_line(event) -> str:
     ends = ""
     if event.eta_s is not None and math.isfinite(event.eta_s):
         ends = ", ends about " + time.strftime("%H:%M", time.localtime(event.time + event.eta_s))
-    return (f"train.minutes = {event.minutes:g}: {event.seconds_per_step:.3g} s/step, training "
-            f"{event.total_steps} steps{ends}")
+    return event.summary() + ends
 
 
 def metrics_line(event, total: int) -> str:

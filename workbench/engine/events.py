@@ -76,6 +76,11 @@ class LengthSet(Event):
     step: int = -1
     eta_s: float = float("nan")
 
+    def summary(self) -> str:
+        """"train.minutes = 10: 0.95 s/step, training 700 steps", as the progress display and the TUI say it."""
+        return (f"train.minutes = {self.minutes:g}: {self.seconds_per_step:.3g} s/step, training "
+                f"{self.total_steps} steps")
+
 
 @dataclass(frozen=True)
 class SamplesReady(Event):
@@ -147,8 +152,8 @@ class RunFailed(Event):
 
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.kind: cls
-    for cls in (RunStarted, LengthSet, StepMetrics, SamplesReady, CheckpointSaved, QualityMeasured, RunWarning, StateChanged,
-                RunFinished, RunFailed)
+    for cls in (RunStarted, LengthSet, StepMetrics, SamplesReady, CheckpointSaved, QualityMeasured, RunWarning,
+                StateChanged, RunFinished, RunFailed)
 }
 
 

@@ -148,6 +148,13 @@ class Throughput:
         return seconds / steps if steps > 0 and seconds > 0 else None
 
 
+def sync_device(device: torch.device) -> None:
+    """Wait until `device` has finished the work queued so far (a no-op off CUDA, where work is synchronous);
+    timing a step or a network call needs it."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 def gpu_memory_peak(device: torch.device) -> int:
     """Peak allocated bytes since the last call (0 off GPU)."""
     if device.type != "cuda":

@@ -13,6 +13,7 @@ import torch
 
 from workbench.diffusion import sample_images
 from workbench.diffusion.finite import require_finite
+from workbench.engine.metrics import sync_device
 from workbench.engine.setup import TrainingRun, derived_seed
 from workbench.pictures import make_grid, to_uint8
 from workbench.sampling.classes import class_name
@@ -62,13 +63,8 @@ def preview_call_seconds(run: TrainingRun) -> float:
     t = torch.full((x.shape[0],), run.diffusion.num_timesteps // 2, dtype=torch.long, device=run.device)
     with evaluating(net):
         model_fn(x, t)
-        _sync(run.device)
+        sync_device(run.device)
         started = time.perf_counter()
         model_fn(x, t)
-        _sync(run.device)
+        sync_device(run.device)
     return time.perf_counter() - started
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)

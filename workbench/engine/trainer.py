@@ -32,7 +32,7 @@ from workbench.engine.control import ControlInbox
 from workbench.engine.events import (CheckpointSaved, LengthSet, QualityMeasured, RunFailed, RunFinished,
                                      RunStarted, RunWarning, SamplesReady, StateChanged, StepMetrics)
 from workbench.engine.initial_weights import InitialWeights, read_initial_weights
-from workbench.engine.metrics import Throughput, gpu_memory_peak, gpu_utilization, peak_flops
+from workbench.engine.metrics import Throughput, gpu_memory_peak, gpu_utilization, peak_flops, sync_device
 from workbench.engine.optim import clip_gradients, lr_for_config, set_lr
 from workbench.engine.previews import preview_call_seconds, preview_grid
 from workbench.engine.publish import Publisher
@@ -282,7 +282,7 @@ class Trainer:
         switch at the next log step's agreement)."""
         run, train = self.run, self.cfg.train
         if self.trained == STEADY_AFTER_STEPS and self.throughput.steady_start is None:
-            self._sync()  # once: the window must start when the device is done with the steps before it
+            sync_device(self.run.device)  # once: the window starts when the device has done the steps before it
             self.throughput.mark_steady(self.trained)
         if not train.minutes or self.length_decided or run.step >= train.steps or not run.distributed.is_main:
             return
@@ -291,7 +291,7 @@ class Trainer:
         if not ready_to_decide(timed_steps=steps, timed_seconds=seconds, step=run.step,
                                warmup_steps=train.warmup_steps, elapsed_s=self._wall(), budget_s=budget):
             return
-        self._sync()  # once: the host may run ahead of the device
+        sync_device(self.run.device)  # once: the host may run ahead of the device
         per_step = self.throughput.seconds_per_step(self.trained)
         if per_step is None:
             return
@@ -368,30 +368,24 @@ class Trainer:
         if per_step is None or not per_step > 0:
             return float("nan")
         last_checkpoint = run.last_checkpoint[0] if run.last_checkpoint is not None else -1
-        total, train = self.cfg.train.steps, self.cfg.train
+        total, train, overheads = self.cfg.train.steps, self.cfg.train, self._overheads()
         if train.minutes and not self.length_decided:  # the length it would decide now, not the cap
             total = decide_total_steps(budget_s=60.0 * train.minutes, elapsed_s=self._wall(),
-                                       seconds_per_step=per_step, step=run.step, cap=total,
-                                       overheads=self._overheads())
+                                       seconds_per_step=per_step, step=run.step, cap=total, overheads=overheads)
         return eta_seconds(step=run.step, total=total, seconds_per_step=per_step,
-                           overheads=self._overheads(), previews_through=max(run.step - 1, run.last_sample_step),
+                           overheads=overheads, previews_through=max(run.step - 1, run.last_sample_step),
                            checkpoints_through=max(run.step - 1, last_checkpoint), evaluations_through=run.step - 1)
 
     def _wall(self) -> float:
         """Seconds since the run began in this process, pauses left out (train.minutes' clock)."""
         return time.perf_counter() - self.started - self.paused_s
 
-    def _sync(self) -> None:
-        if self.run.device.type == "cuda":
-            torch.cuda.synchronize(self.run.device)
-
     def _compile_first_step(self) -> None:
         """The first step of a torch.compile'd model compiles it: say how long that took, and keep it out of
         img/s and the ETA (it would otherwise promise hours for a run that then trains at full speed)."""
         started = time.perf_counter()
         self._train_step()
-        if self.run.device.type == "cuda":
-            torch.cuda.synchronize(self.run.device)
+        sync_device(self.run.device)
         seconds = time.perf_counter() - started
         self.throughput.exclude(seconds)
         self.compiling = False

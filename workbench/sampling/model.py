@@ -172,7 +172,8 @@ def model_function(model: torch.nn.Module, device: torch.device, *, labels: torc
                    chunk: bool | None = None) -> ModelFn:
     """`model_fn(x_t, t)` for `workbench.diffusion.sample_images`: the network under autocast to
     `autocast_dtype` (None: float32), its input in channels_last memory (default: on CUDA, where the model is
-    moved to it too; `sampling_channels_last` is the rule of a model owned by sampling) and TF32 matmuls on CUDA; class `labels` (B,) passed as y; the output always float32.
+    moved to it too; `sampling_channels_last` is the rule of a model owned by sampling) and TF32 matmuls on
+    CUDA; class `labels` (B,) passed as y; the output always float32.
 
     Classifier-free guidance (Ho & Salimans 2022) happens here, on the network's raw output (eps, x0 or v),
     so `make_denoiser` converts the guided output to x0 like any other and every sampler gets it without

@@ -95,8 +95,7 @@ class RunModel:
             self._log(event, "info", f"started on {event.device}{where}" + (": " + "; ".join(parts) if parts else ""))
         elif isinstance(event, LengthSet):  # train.minutes decided how many steps fit
             self.total_steps = event.total_steps
-            self._log(event, "info", f"train.minutes = {event.minutes:g}: {event.seconds_per_step:.3g} s/step, "
-                                     f"training {event.total_steps} steps")
+            self._log(event, "info", event.summary())
         elif isinstance(event, SamplesReady):
             self.samples.append((event.step, str(locate(self.path, event.path))))
             self._log(event, "info", f"samples at step {event.step}")

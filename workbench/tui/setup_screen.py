@@ -97,7 +97,7 @@ class SetupScreen(Screen):
 
 
 def run_length(cfg) -> str:
-    """The run's length as the status line shows it: "1000 steps", or "11 min (≤ 2000 steps)" with a budget."""
+    """The run's length as the status line shows it: "1000 steps", or "10 min (≤ 3000 steps)" with a budget."""
     if cfg.train.minutes:
         return f"{cfg.train.minutes:g} min (≤ {cfg.train.steps} steps)"
     return f"{cfg.train.steps} steps"
